@@ -1,0 +1,51 @@
+"""The few exceptions the harness raises at its boundaries.
+
+Each message says what was expected and what exists, so that a user can fix the input
+without reading the source.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class HarnessError(Exception):
+    """Base class of every error the harness raises on purpose."""
+
+
+class ArchitectureError(HarnessError, ValueError):
+    """A malformed architecture string, an unknown op or width, or an out-of-range index."""
+
+
+class BenchmarkQueryError(HarnessError, KeyError):
+    """A query asked for a dataset, hp, seed, epoch, split or metric the store does not hold."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ArchiveError(HarnessError):
+    """An official archive or tidy table could not be read or is malformed."""
+
+
+class ConfigError(HarnessError, ValueError):
+    """A bad name, hyperparameter, budget or seed range given to the harness."""
+
+
+class BudgetExhausted(HarnessError):
+    """Raised by an oracle when a query would exceed the search budget."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ' (did you mean 'x'?)' for the closest choice, or '' if none is close."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown(kind: str, name: object, choices: Iterable[object]) -> str:
+    """Format the standard message for an unknown name: what was asked, what exists."""
+    options = [str(c) for c in choices]
+    return f"unknown {kind} {name!r}{did_you_mean(str(name), options)}; expected one of: " + (
+        ", ".join(options)
+    )
