@@ -236,7 +236,7 @@ class StoreWriter:
 
 
 def _seen_seeds(block: BlockSpec, coverage: np.ndarray) -> tuple[int, ...]:
-    seen = [bool(x) for x in np.asarray(coverage).any(axis=1)]
+    seen = np.asarray(np.asarray(coverage).any(axis=1), dtype=bool).tolist()
     return tuple(seed for seed, hit in zip(block.seeds, seen, strict=True) if hit)
 
 

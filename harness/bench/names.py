@@ -80,7 +80,10 @@ def hp_key(space: str, hp: int | str) -> str:
         raise BenchmarkQueryError(unknown("space", space, HPS))
     try:
         epochs = int(hp)
-    except (TypeError, ValueError):
+        # int() truncates 12.5 to 12 and maps True to 1: neither names a schedule
+        if isinstance(hp, bool) or (not isinstance(hp, str) and epochs != hp):
+            raise ValueError(hp)
+    except (TypeError, ValueError, OverflowError):
         raise BenchmarkQueryError(unknown(f"hp for {space}", hp, HPS[space])) from None
     key = f"{epochs:02d}"
     if key not in HPS[space]:

@@ -243,8 +243,20 @@ class Store:
     def present(self, dataset: str, hp: int | str) -> np.ndarray:
         """Architectures with at least one value for this block, shape ``(n_archs,)`` bool."""
         block = self.block(dataset, hp)
-        mean_final = self._spread(np.array(self._array(f"{block.key}/train/epoch_time")[0]), np.nan)
-        return np.asarray(self.coverage(dataset, hp).any(axis=0) | ~np.isnan(mean_final))
+        return np.asarray(self._spread(self._has_values(block, slice(None)), False))
+
+    def _has_values(self, block: BlockSpec, rows: slice | int) -> np.ndarray:
+        """Rows with a run, a time or a last-epoch accuracy in ``block`` (any split).
+
+        Derived tables may hold no ``train`` split, or seed means only, so no single array
+        tells whether an architecture was run.
+        """
+        have = np.asarray(self._array(f"{block.key}/coverage")[:, rows], dtype=bool).any(axis=0)
+        for split in block.splits:
+            have = have | ~np.isnan(self._array(f"{block.key}/{split}/epoch_time")[0, rows])
+            if block.epochs_held:
+                have = have | ~np.isnan(self._array(f"{block.key}/{split}/accuracy")[-1, 0, rows])
+        return np.asarray(have)
 
     def cost_all(self, dataset: str, hp: int | str, field: str) -> np.ndarray:
         """``params`` (M), ``flops`` (M) or ``latency`` (s) for every architecture."""
@@ -321,14 +333,16 @@ class Store:
         index = self.space.parse(arch)
         block = self.block(dataset, hp)
         row = self._row(index)
-        if not self._array(f"{block.key}/coverage")[:, row].any() and np.isnan(
-            self._array(f"{block.key}/train/epoch_time")[0, row]
-        ):
+        if not self._has_values(block, row):
             raise BenchmarkQueryError(
                 f"architecture {index} has no runs on {dataset} @ hp {block.hp}"
             )
         get = lambda name: float(self._array(f"{block.key}/{name}")[row])  # noqa: E731
-        per_epoch = float(self._array(f"{block.key}/train/epoch_time")[0, row])
+        per_epoch = (
+            float(self._array(f"{block.key}/train/epoch_time")[0, row])
+            if "train" in block.splits
+            else float("nan")
+        )
         evals = {
             s: float(self._array(f"{block.key}/{s}/epoch_time")[0, row])
             for s in block.splits
