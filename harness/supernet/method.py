@@ -1,0 +1,231 @@
+"""The contract between the supernet search loop and a method.
+
+:class:`SupernetMethod` is what a differentiable method implements; :class:`StepContext` is what
+it sees at each step (the supernet, the weight optimiser, the loss and gradient helpers that
+keep the cost ledger, and the harness-owned weight step); :class:`SearchConfig` holds the
+loop's settings and :class:`SearchLedger` its measured cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from harness.errors import ConfigError
+from harness.protocol import CostLedger
+
+logger = logging.getLogger(__name__)
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # images (B, 3, H, W) float, labels (B,) int64
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Settings of the loop (NATS-Bench ``weight-sharing.config`` defaults).
+
+    ``lr`` follows a per-step cosine from ``lr`` to ``lr_min`` over ``schedule_epochs`` (default
+    ``epochs``; GAEA runs 25 of a 50-epoch schedule). ``grad_clip`` None: no clipping.
+    ``max_steps_per_epoch`` caps an epoch (tests, smoke runs); None: the whole train loader.
+    """
+
+    epochs: int = 100
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    grad_clip: float | None = None
+    schedule_epochs: int | None = None
+    max_steps_per_epoch: int | None = None
+    bf16: bool = False
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or (self.schedule_epochs is not None and self.schedule_epochs < 1):
+            raise ConfigError(f"epochs must be >= 1; got {self.epochs}, {self.schedule_epochs}")
+        if not 0 <= self.lr_min <= self.lr:
+            raise ConfigError(f"need 0 <= lr_min <= lr; got {self.lr_min}, {self.lr}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"grad_clip must be positive or None; got {self.grad_clip}")
+
+    def lr_at(self, epoch: int, step: int, steps_per_epoch: int) -> float:
+        """Cosine learning rate at fractional epoch ``epoch + step / steps_per_epoch``."""
+        horizon = self.schedule_epochs or self.epochs
+        t = min((epoch + step / steps_per_epoch) / horizon, 1.0)
+        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * t))
+
+
+@dataclass
+class SearchLedger:
+    """Measured cost of a search. ``device_seconds``: time inside epochs (device synchronised);
+    ``forward_passes`` / ``backward_passes``: supernet forward calls and backward (autograd)
+    calls, each over one mini-batch."""
+
+    device_seconds: float = 0.0
+    epochs: int = 0
+    forward_passes: int = 0
+    backward_passes: int = 0
+
+    def to_cost_ledger(self, wall_seconds: float | None = None) -> CostLedger:
+        """The run record's :class:`harness.protocol.CostLedger` (simulated fields None)."""
+        return CostLedger(
+            wall_seconds=wall_seconds,
+            device_seconds=self.device_seconds,
+            epochs=self.epochs,
+            forward_passes=self.forward_passes,
+            backward_passes=self.backward_passes,
+        )
+
+
+@dataclass
+class StepContext:
+    """What a method's step sees. ``lr``: the weight learning rate of this step (DARTS's xi)."""
+
+    method: SupernetMethod
+    supernet: nn.Module
+    weight_optimizer: torch.optim.SGD
+    arch_state: dict[str, torch.Tensor]
+    method_state: dict[str, Any]
+    generator: torch.Generator
+    config: SearchConfig
+    ledger: SearchLedger
+    lr: float = 0.0
+    epoch: int = 0
+    step: int = 0
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        """bf16 autocast when configured, else a no-op context."""
+        if not self.config.bf16:
+            return nullcontext()
+        return torch.autocast(torch.device(self.config.device).type, dtype=torch.bfloat16)
+
+    def loss(
+        self,
+        batch: Batch,
+        weights: torch.Tensor,
+        params: dict[str, torch.Tensor] | None = None,
+        skip_zero: bool | None = None,
+    ) -> torch.Tensor:
+        """Cross-entropy of the supernet (or of it with ``params`` swapped in) on ``batch``
+        under (6, 5) ``weights``; counts one forward pass. ``skip_zero``: passed to the
+        supernet (True: ops of weight 0 are not evaluated even when ``weights`` needs grad)."""
+        x, y = batch
+        self.ledger.forward_passes += 1
+        kwargs = {} if skip_zero is None else {"skip_zero": skip_zero}
+        with self.autocast():
+            if params is None:
+                logits = self.supernet(x, weights, **kwargs)  # (B, classes)
+            else:
+                logits = functional_call(self.supernet, params, (x, weights), kwargs)
+        if logits.dtype in (torch.bfloat16, torch.float16):
+            logits = logits.float()  # the loss in float32 under autocast
+        return nn.functional.cross_entropy(logits, y)
+
+    def grad(
+        self, loss: torch.Tensor, inputs: list[torch.Tensor], retain_graph: bool = False
+    ) -> list[torch.Tensor]:
+        """``torch.autograd.grad`` with zeros for unused inputs; counts one backward pass."""
+        self.ledger.backward_passes += 1
+        grads = torch.autograd.grad(loss, inputs, retain_graph=retain_graph, allow_unused=True)
+        return [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, grads, strict=True)]
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """``loss.backward()``; counts one backward pass."""
+        self.ledger.backward_passes += 1
+        loss.backward()
+
+    def sampled_weights(self, training: bool = True) -> torch.Tensor:
+        """The method's (6, 5) weights, detached (for weight steps and evaluation)."""
+        with torch.no_grad():
+            return self.method.edge_weights(
+                self.arch_state, training=training, generator=self.generator
+            ).detach()
+
+    def clip(self, parameters: Iterable[torch.Tensor]) -> None:
+        """Clip the gradient norm to ``config.grad_clip`` (no-op when None)."""
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(list(parameters), self.config.grad_clip)
+
+    def weight_step(
+        self,
+        batch: Batch,
+        *,
+        loss_scale: float = 1.0,
+        penalty: Callable[[], torch.Tensor] | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> float:
+        """One SGD step of the supernet weights on ``loss_scale * L(batch) + penalty()``.
+
+        ``weights``: (6, 5) edge weights; default the method's detached training weights.
+        Returns the unscaled batch loss.
+        """
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        w = self.sampled_weights(True) if weights is None else weights.detach()
+        loss = self.loss(batch, w)
+        total = loss_scale * loss + (penalty() if penalty is not None else 0.0)
+        self.backward(total)
+        self.clip(self.supernet.parameters())
+        self.weight_optimizer.step()
+        return float(loss.detach())
+
+
+class SupernetMethod(ABC):
+    """A differentiable search method: architecture weights and their update rule.
+
+    Subclasses set ``name`` and ``Config`` (a frozen dataclass of hyperparameters); the
+    constructor only stores the config. Runtime state lives in two dicts the harness keeps and
+    checkpoints: ``arch_state`` (tensors) and ``method_state`` (optimisers, tensors, modules).
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    #: split the architecture batches come from: "valid" (bilevel) or "train" (single level).
+    arch_split: Literal["valid", "train"] = "valid"
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = self.Config() if config is None else config
+
+    @abstractmethod
+    def init_arch_state(
+        self, shape: tuple[int, int], generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """Initial architecture tensors (on the CPU; the harness moves them)."""
+
+    @abstractmethod
+    def edge_weights(
+        self, state: dict[str, torch.Tensor], *, training: bool, generator: torch.Generator
+    ) -> torch.Tensor:
+        """(6, 5) weights for one forward pass; differentiable in ``state``."""
+
+    def init_method_state(
+        self, arch_state: dict[str, torch.Tensor], supernet: nn.Module
+    ) -> dict[str, Any]:
+        """Optimisers and extra tensors (built after ``arch_state`` is on the device)."""
+        return {}
+
+    def final_weights(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(6, 5) weights whose per-edge argmax is the method's architecture."""
+        with torch.no_grad():
+            g = torch.Generator()
+            return self.edge_weights(state, training=False, generator=g).detach()
+
+    def on_epoch_start(self, ctx: StepContext) -> None:  # noqa: B027 - optional hook
+        """Per-epoch hook (temperature schedules)."""
+
+    def step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> float:
+        """One search step; default: architecture step, then weight step. Returns the loss."""
+        self.arch_step(ctx, train_batch, arch_batch)
+        return ctx.weight_step(train_batch)
+
+    @abstractmethod
+    def arch_step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> None:
+        """Update ``ctx.arch_state`` (and method state) from the two batches."""

@@ -1,0 +1,137 @@
+"""Selection stage: magnitude, DARTS-PT perturbation, supernet top-K."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from harness.errors import ConfigError
+from harness.spaces import tss as space
+from harness.supernet.selection import (
+    PerturbationConfig,
+    TopKConfig,
+    select_magnitude,
+    select_perturbation,
+    select_topk,
+)
+from harness.supernet.testing import tiny_loaders, tiny_supernet
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny networks run fastest on one intra-op thread (and do not oversubscribe CI cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+SIGNAL_EDGE, SIGNAL_OP, DECOY_OP = 2, 3, 1
+
+
+class SignalNet(nn.Module):
+    """Two classes; only op 3 of edge 2 carries the label signal, op 1 of edge 2 a weaker
+    anti-signal: logits = (w[2, 3] - 0.5 w[2, 1]) * s * [-1, 1], s = +-1 from the image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, edge_weights: torch.Tensor) -> torch.Tensor:
+        s = x[:, 0, 0, 0].sign()  # (B,)
+        strength = edge_weights[SIGNAL_EDGE, SIGNAL_OP] - 0.5 * edge_weights[SIGNAL_EDGE, DECOY_OP]
+        return (strength * s)[:, None] * torch.tensor([-1.0, 1.0]) + 0 * self.dummy  # (B, 2)
+
+
+def _signal_batches(n_batches: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(n_batches):
+        y = torch.randint(0, 2, (16,), generator=gen)
+        x = torch.randn(16, 3, 4, 4, generator=gen).abs() * (2 * y - 1).float()[:, None, None, None]
+        out.append((x, y))
+    return out
+
+
+def _method_weights() -> np.ndarray:
+    """Uniform-ish weights whose argmax on the signal edge is the decoy op."""
+    w = np.full((6, 5), 0.2)
+    w[SIGNAL_EDGE] = [0.1, 0.4, 0.1, 0.3, 0.1]
+    return w
+
+
+def test_perturbation_picks_the_op_that_carries_the_signal() -> None:
+    weights = _method_weights()
+    magnitude = select_magnitude(weights)
+    assert space.index_to_ops(magnitude.arch_index)[SIGNAL_EDGE] == DECOY_OP
+    config = PerturbationConfig()
+    result = select_perturbation(
+        SignalNet(), weights, _signal_batches(), config, np.random.default_rng(0)
+    )
+    ops = space.index_to_ops(result.arch_index)
+    assert ops[SIGNAL_EDGE] == SIGNAL_OP
+    # the other edges do not matter: every removal ties and the lowest op id wins
+    assert all(o == 0 for e, o in enumerate(ops) if e != SIGNAL_EDGE)
+    signal = next(d for d in result.details["decisions"] if d["edge"] == SIGNAL_EDGE)
+    assert signal["scores"][SIGNAL_OP] < 50 < signal["scores"][DECOY_OP]
+    assert result.config == dataclasses.asdict(config) and result.selector == "perturbation"
+    assert sorted(result.details["order"]) == list(range(6))
+
+
+def test_perturbation_fixed_weights_and_edge_order_from_rng() -> None:
+    config = PerturbationConfig(fixed_weights=True)
+    a = select_perturbation(SignalNet(), None, _signal_batches(), config, np.random.default_rng(1))
+    b = select_perturbation(SignalNet(), None, _signal_batches(), config, np.random.default_rng(1))
+    c = select_perturbation(SignalNet(), None, _signal_batches(), config, np.random.default_rng(2))
+    assert space.index_to_ops(a.arch_index)[SIGNAL_EDGE] == SIGNAL_OP
+    assert a.details["order"] == b.details["order"] != c.details["order"]
+
+
+def test_perturbation_with_fine_tuning_on_a_real_supernet() -> None:
+    train, valid = tiny_loaders(0)
+    net = tiny_supernet(0)
+    before = [p.detach().clone() for p in net.parameters()]
+    config = PerturbationConfig(valid_batches=2, fine_tune_steps=2, fine_tune_lr=0.05)
+    result = select_perturbation(
+        net, np.full((6, 5), 0.2), valid, config, np.random.default_rng(0), train=train
+    )
+    assert 0 <= result.arch_index < space.NUM_ARCHS
+    assert len(result.details["decisions"]) == 6
+    assert any(not torch.equal(p, q) for p, q in zip(before, net.parameters(), strict=True))
+    with pytest.raises(ConfigError, match="train loader"):
+        select_perturbation(net, np.full((6, 5), 0.2), valid, config, np.random.default_rng(0))
+
+
+def test_topk_finds_an_architecture_with_the_signal_op() -> None:
+    config = TopKConfig(k=40, valid_batches=2)
+    result = select_topk(SignalNet(), _signal_batches(), config, np.random.default_rng(0))
+    assert space.index_to_ops(result.arch_index)[SIGNAL_EDGE] == SIGNAL_OP
+    scored = result.details["scored"]
+    assert len(scored) == 40 and max(s for _, s in scored) == 100.0
+    first_best = next(a for a, s in scored if s == 100.0)
+    assert result.arch_index == first_best
+    assert result.config == dataclasses.asdict(config)
+
+
+def test_topk_sampling_from_weights_stays_in_support() -> None:
+    w = np.zeros((6, 5))
+    w[:, 2] = 0.5
+    w[:, 4] = 0.5
+    result = select_topk(
+        SignalNet(),
+        _signal_batches(),
+        TopKConfig(k=10, sampling="weights"),
+        np.random.default_rng(0),
+        weights=w,
+    )
+    for arch, _ in result.details["scored"]:
+        assert set(space.index_to_ops(arch)) <= {2, 4}
+    with pytest.raises(ConfigError, match="weights"):
+        select_topk(
+            SignalNet(), _signal_batches(), TopKConfig(sampling="weights"), np.random.default_rng(0)
+        )
