@@ -19,9 +19,10 @@ import hashlib
 import logging
 import pickle
 import re
-from collections.abc import Iterable, Iterator
+import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ OFFICIAL_SEEDS: dict[tuple[str, str], tuple[int, ...]] = {
     ("sss", "90"): (777, 888, 999),
 }
 CHUNK = 256
+_PER_EPOCH = "per_epoch_times"  # transient array name: per-epoch times before averaging
 
 
 def official_blocks(space: str) -> list[BlockSpec]:
@@ -70,54 +72,57 @@ def official_blocks(space: str) -> list[BlockSpec]:
 
 
 # --------------------------------------------------------------------------- per-file parsing
+@lru_cache(maxsize=4096)
+def _positions(keys: tuple[Any, ...], wanted: tuple[Any, ...]) -> np.ndarray:
+    """Position of each wanted key among ``keys``; ``len(keys)`` (a NaN sentinel) if absent.
+
+    Runs of one archive share a handful of key layouts, so this is computed once per layout
+    and the values of every later run are gathered with one vectorised take.
+    """
+    where = {k: i for i, k in enumerate(keys)}
+    return np.array([where.get(k, len(keys)) for k in wanted], dtype=np.intp)
+
+
+def _gather(values: dict[Any, Any] | None, wanted: tuple[Any, ...]) -> np.ndarray:
+    """``values[k]`` for each wanted key as float64, NaN where absent; shape ``(len(wanted),)``."""
+    if not values:
+        return np.full(len(wanted), np.nan)
+    keys = tuple(values)
+    flat = np.empty(len(keys) + 1)
+    flat[:-1] = np.fromiter(values.values(), dtype=np.float64, count=len(keys))
+    flat[-1] = np.nan
+    return flat[_positions(keys, wanted)]
+
+
 @cache
-def _eval_keys(split: str, epochs: int) -> tuple[str, ...]:
-    return tuple(f"{split}@{e}" for e in range(epochs))
+def _eval_keys(splits: tuple[str, ...], epochs: int) -> tuple[str, ...]:
+    return tuple(f"{split}@{e}" for split in splits for e in range(epochs))
 
 
-def _series(values: Any, keys: Iterable[Any]) -> np.ndarray:
-    """Values at ``keys``; NaN where absent (some eval sets hold only their last epoch)."""
-    if values is None:
-        return np.full(len(tuple(keys)), np.nan)
-    nan = float("nan")
-    return np.array([values.get(k, nan) for k in keys], dtype=np.float64)
+def _run_arrays(run: dict[str, Any], block: BlockSpec, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce one run to ``curves (2 * n_splits, epochs)`` and ``times (n_splits, epochs)``.
 
-
-def _mean_or_nan(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if finite.size else float("nan")
-
-
-def _nanmean_last(values: np.ndarray) -> np.ndarray:
-    """Mean over the last axis ignoring NaN; NaN (without a warning) where all are NaN."""
-    finite = np.isfinite(values)
-    count = finite.sum(axis=-1)
-    total = np.where(finite, values, 0.0).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def _run_arrays(run: dict[str, Any], block: BlockSpec, what: str) -> dict[str, np.ndarray]:
-    """Reduce one training run (a dict of per-epoch dicts) to arrays of shape ``(epochs,)``."""
+    Curve rows are (accuracy, loss) per split in ``block.splits`` order; times are seconds
+    per epoch. Eval sets held only at some epochs (the genuine tss hp-200 files keep
+    some sets at the last epoch only) are NaN elsewhere.
+    """
     epochs = block.epochs
     if int(run["epochs"]) != epochs:
         raise ArchiveError(
             f"{what}: run has {run['epochs']} epochs, hp {block.hp} expects {epochs}"
         )
-    out: dict[str, np.ndarray] = {}
-    rng = range(epochs)
-    out["train/accuracy"] = _series(run["train_acc1es"], rng)
-    out["train/loss"] = _series(run["train_losses"], rng)
-    out["train/epoch_time"] = np.array([np.nanmean(_series(run["train_times"], rng))])
-    eval_times = run.get("eval_times") or {}
-    for split in block.splits[1:]:
-        keys = _eval_keys(split, epochs)
-        if split not in run["eval_names"]:
-            continue
-        out[f"{split}/accuracy"] = _series(run["eval_acc1es"], keys)
-        out[f"{split}/loss"] = _series(run["eval_losses"], keys)
-        out[f"{split}/epoch_time"] = np.array([_mean_or_nan(_series(eval_times, keys))])
-    return out
+    n_eval = len(block.splits) - 1
+    train_keys = tuple(range(epochs))
+    eval_keys = _eval_keys(block.splits[1:], epochs)
+    curves = np.empty((2 * len(block.splits), epochs))
+    curves[0] = _gather(run["train_acc1es"], train_keys)
+    curves[1] = _gather(run["train_losses"], train_keys)
+    curves[2::2] = _gather(run["eval_acc1es"], eval_keys).reshape(n_eval, epochs)
+    curves[3::2] = _gather(run["eval_losses"], eval_keys).reshape(n_eval, epochs)
+    times = np.empty((len(block.splits), epochs))
+    times[0] = _gather(run["train_times"], train_keys)
+    times[1:] = _gather(run.get("eval_times"), eval_keys).reshape(n_eval, epochs)
+    return curves, times
 
 
 def _cost(runs: dict[int, dict[str, Any]]) -> tuple[float, float, float]:
@@ -132,11 +137,11 @@ def _cost(runs: dict[int, dict[str, Any]]) -> tuple[float, float, float]:
         values = [float(runs[s][field]) for s in seeds]
         if len(values) > 1 and len({f"{v:.5f}" for v in values}) > 1 and 888 in runs:
             return float(runs[888][field])
-        return float(np.mean(values))
+        return statistics.fmean(values)
 
-    latencies = [float(np.mean(runs[s]["latency"])) for s in seeds if runs[s].get("latency")]
+    latencies = [statistics.fmean(runs[s]["latency"]) for s in seeds if runs[s].get("latency")]
     latencies = [x for x in latencies if x > 0]
-    return agreed("params"), agreed("flop"), float(np.mean(latencies)) if latencies else np.nan
+    return agreed("params"), agreed("flop"), statistics.fmean(latencies) if latencies else np.nan
 
 
 @dataclass
@@ -170,27 +175,21 @@ def parse_arch_state(
 def _fill_block(
     arrays: dict[str, np.ndarray], block: BlockSpec, runs: dict[int, dict[str, Any]], what: str
 ) -> None:
+    """Per-seed slots of one block; the seed means are taken later, over a whole chunk."""
     slots = 1 + len(block.seeds)
-    per_seed: dict[str, np.ndarray] = {}
+    curves = np.full((2 * len(block.splits), block.epochs, slots), np.nan, dtype=np.float32)
+    times = np.full((len(block.splits), block.epochs, slots), np.nan, dtype=np.float32)
     coverage = np.zeros(len(block.seeds), dtype=np.uint8)
     for seed, run in runs.items():
         if seed not in block.seeds:
             raise ArchiveError(f"{what}: unexpected seed {seed}; expected one of {block.seeds}")
         slot = 1 + block.seeds.index(seed)
         coverage[slot - 1] = 1
-        for name, series in _run_arrays(run, block, f"{what} seed {seed}").items():
-            if name not in per_seed:
-                shape = (slots,) if name.endswith("epoch_time") else (block.epochs, slots)
-                per_seed[name] = np.full(shape, np.nan)
-            target = per_seed[name]
-            if target.ndim == 1:
-                target[slot] = series[0]
-            else:
-                target[:, slot] = series
-    for name, values in per_seed.items():
-        seed_axis = values[..., 1:]
-        values[..., 0] = _nanmean_last(seed_axis)
-        arrays[f"{block.key}/{name}"] = values.astype(np.float32)
+        curves[..., slot], times[..., slot] = _run_arrays(run, block, f"{what} seed {seed}")
+    for i, split in enumerate(block.splits):
+        arrays[f"{block.key}/{split}/accuracy"] = curves[2 * i]
+        arrays[f"{block.key}/{split}/loss"] = curves[2 * i + 1]
+        arrays[f"{block.key}/{split}/{_PER_EPOCH}"] = times[i]
     arrays[f"{block.key}/coverage"] = coverage
     params, flops, latency = _cost(runs)
     arrays[f"{block.key}/params"] = np.array(params, dtype=np.float32)
@@ -272,12 +271,31 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 def _write_chunk(
     views: dict[str, np.ndarray], records: list[ArchRecord], row_of: dict[int, int] | None
 ) -> None:
+    """Stack a chunk of records per array, take the seed means vectorised, write the rows.
+
+    Per-epoch times become the mean seconds per epoch of each run; slot 0 of every curve and
+    time is the mean over the seeds present (NaN where none is).
+    """
     names_in_chunk = {name for rec in records for name in rec.arrays}
     for name in names_in_chunk:
         recs = [r for r in records if name in r.arrays]
         idx = np.array([r.index if row_of is None else row_of[r.index] for r in recs])
         stacked = np.stack([r.arrays[name] for r in recs], axis=-1)  # (..., n_chunk)
+        if name.endswith(_PER_EPOCH):  # (epochs, slots, n) -> (slots, n)
+            stacked = _nanmean_axis(stacked, 0)
+            name = name[: -len(_PER_EPOCH)] + "epoch_time"
+        if stacked.ndim >= 2 and not name.endswith("coverage"):  # slot axis is -2
+            stacked[..., 0, :] = _nanmean_axis(stacked[..., 1:, :], -2)
         views[name][..., idx] = stacked
+
+
+def _nanmean_axis(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over ``axis`` ignoring NaN; NaN (without a warning) where all are NaN."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=axis)
+    total = np.where(finite, values, 0).sum(axis=axis, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
 
 
 def import_official(
