@@ -1,0 +1,347 @@
+"""``harness bench``: import benchmark archives into stores and query them.
+
+Sub-commands: ``import``, ``info``, ``list``, ``query`` and ``best``. Handlers return an exit
+code; errors raised on purpose (:class:`~harness.errors.HarnessError`) reach
+:func:`harness.cli.main`, which prints them as one line. Argument errors of these sub-commands
+are one line too (:class:`OneLineParser`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import paths
+from harness.bench import names
+from harness.bench.official import import_official
+from harness.bench.store import Store, list_stores, open_store
+from harness.bench.tidy import import_table, table_suffix
+from harness.cli import OneLineParser
+from harness.errors import ArchiveError, ConfigError, HarnessError, did_you_mean
+
+OFFICIAL_WORDS: dict[str, str] = {"official-tss": "tss", "official-sss": "sss"}
+COMMANDS: tuple[str, ...] = ("import", "info", "list", "query", "best")
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _io_errors(handler: Handler) -> Handler:
+    """Turn file-system errors into a :class:`ArchiveError` (one line, no traceback)."""
+
+    @functools.wraps(handler)
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except OSError as err:
+            where = f"{err.filename}: " if err.filename else ""
+            raise ArchiveError(f"{where}{err.strerror or err}") from None
+
+    return wrapped
+
+
+def _seed(text: str) -> int | str:
+    if text in ("mean", "all"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seed must be 'mean', 'all' or an integer, got {text!r}"
+        ) from None
+
+
+# --------------------------------------------------------------------------- import
+def _source_kind(source: str) -> tuple[str, Path]:
+    """``("official" | "table", path)`` for an import SOURCE argument."""
+    if source in OFFICIAL_WORDS:
+        space = OFFICIAL_WORDS[source]
+        found = paths.official_archives(space)
+        if not found:
+            expected = ", ".join(paths.OFFICIAL_ARCHIVE_NAMES[space])
+            raise ArchiveError(
+                f"no official {space} archive under {paths.torch_home()} (expected {expected})"
+            )
+        return "official", found[0]
+    path = Path(source).expanduser()
+    if not path.exists():
+        hint = did_you_mean(source, OFFICIAL_WORDS)
+        raise ArchiveError(
+            f"{source} does not exist; SOURCE is an official archive (directory or .pickle.pbz2), "
+            f"a tidy table (.csv, .csv.gz, .parquet), or one of: {', '.join(OFFICIAL_WORDS)}{hint}"
+        )
+    if path.is_dir() or path.name.endswith(".pickle.pbz2"):
+        return "official", path
+    if table_suffix(path) is not None:
+        return "table", path
+    raise ArchiveError(
+        f"{path.name} is neither an official archive (directory or .pickle.pbz2) "
+        "nor a tidy table (.csv, .csv.gz, .parquet)"
+    )
+
+
+def _table_space(path: Path) -> str:
+    """The ``space`` of a tidy table's first row (read without loading the table)."""
+    try:
+        if table_suffix(path) == ".parquet":
+            first = pd.read_parquet(path, columns=["space"]).head(1)
+        else:
+            first = pd.read_csv(path, usecols=["space"], nrows=1, dtype=str)
+    except Exception as err:  # the importer would fail the same way; say so now
+        raise ArchiveError(f"cannot read {path.name}: {type(err).__name__}: {err}") from None
+    if first.empty:
+        raise ArchiveError(f"{path.name}: the table has no rows")
+    return str(first["space"].iloc[0])
+
+
+def _default_name(kind: str, path: Path) -> str:
+    if kind == "table":
+        suffix = table_suffix(path) or ""
+        return f"{_table_space(path)}-{path.name[: len(path.name) - len(suffix)]}"
+    lowered = path.name.lower()
+    for space in ("tss", "sss"):
+        if f"-{space}-" in lowered or lowered.startswith(f"{space}-"):
+            return f"{space}-official"
+    raise ConfigError(f"cannot tell the search space of {path.name} from its name; pass --name")
+
+
+@_io_errors
+def _cmd_import(args: argparse.Namespace) -> int:
+    kind, path = _source_kind(args.source)
+    name = args.name or _default_name(kind, path)
+    if not name or "/" in name or name.startswith("."):
+        raise ConfigError(f"store name {name!r} must be a plain directory name")
+    dest = paths.stores_dir() / name
+    if dest.exists() and not args.overwrite:
+        raise ArchiveError(
+            f"store {name!r} already exists at {dest}; pass --overwrite to replace it"
+        )
+    progress = sys.stderr.isatty()
+    start = time.perf_counter()
+    if kind == "official":
+        out = import_official(
+            path,
+            dest,
+            n_jobs=args.jobs,
+            progress=progress,
+            overwrite=args.overwrite,
+            synthetic=args.synthetic,
+        )
+    else:
+        out = import_table(
+            path, dest, progress=progress, overwrite=args.overwrite, synthetic=args.synthetic
+        )
+    seconds = time.perf_counter() - start
+    store = Store(out)
+    print(
+        f"imported {name}: {store.space_name}, {store.n_present} architectures, "
+        f"{len(store.blocks)} blocks in {seconds:.1f} s -> {out}"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- info / list
+def _format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+
+
+@_io_errors
+def _cmd_info(args: argparse.Namespace) -> int:
+    store = open_store(args.store)
+    info = store.info()
+    for extra in ("value_sources", "computed_means"):  # tidy-table provenance
+        if extra in store.manifest:
+            info[extra] = store.manifest[extra]
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    for key in (
+        "path",
+        "space",
+        "source",
+        "n_archs",
+        "created",
+        "synthetic",
+        "nats_bench_version",
+        "sources_sha256",
+    ):
+        print(f"{key:<19}{info.get(key)}")
+    for extra in ("value_sources", "computed_means"):
+        if info.get(extra):
+            print(f"{extra:<19}" + ", ".join(f"{k} ({v})" for k, v in info[extra].items()))
+    rows = [
+        (
+            b["hp"],
+            b["dataset"],
+            ",".join(map(str, b["seeds"])) or "-",
+            b["epochs"],
+            b["epochs_held"],
+            ",".join(b["splits"]),
+            b["archs_present"],
+            b["mean"],
+        )
+        for b in info["blocks"]
+    ]
+    headers = ("hp", "dataset", "seeds", "epochs", "held", "splits", "archs", "mean")
+    print("\n".join(_format_table(headers, rows)))
+    return 0
+
+
+@_io_errors
+def _cmd_list(args: argparse.Namespace) -> int:
+    found = list_stores()
+    if not found:
+        print(
+            f"no stores under {paths.stores_dir()} (import one with: harness bench import SOURCE)"
+        )
+        return 0
+    rows: list[tuple[object, ...]] = []
+    for name in found:
+        try:
+            store = open_store(name)
+            rows.append((name, store.space_name, store.source, store.n_present, len(store.blocks)))
+        except HarnessError as err:
+            rows.append((name, "?", f"unreadable: {err}", "", ""))
+    print("\n".join(_format_table(("name", "space", "source", "archs", "blocks"), rows)))
+    return 0
+
+
+# --------------------------------------------------------------------------- query / best
+def _dataset_split(args: argparse.Namespace) -> tuple[str, str]:
+    """``(dataset, split)`` from ``--dataset/--split`` or from ``--task/--role``."""
+    official = args.dataset is not None or args.split is not None
+    protocol = args.task is not None or args.role is not None
+    if official and protocol:
+        raise ConfigError("give either --dataset and --split, or --task and --role, not both")
+    if protocol:
+        if args.task is None or args.role is None:
+            raise ConfigError("--task and --role go together")
+        return names.resolve(args.task, args.role)
+    if args.dataset is None or args.split is None:
+        raise ConfigError("give --dataset and --split (or --task and --role)")
+    return names.check_dataset(args.dataset), args.split
+
+
+def _parse_arch(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+@_io_errors
+def _cmd_query(args: argparse.Namespace) -> int:
+    store = open_store(args.store)
+    dataset, split = _dataset_split(args)
+    index = store.space.parse(_parse_arch(args.arch))
+    value = store.metric(index, dataset, split, args.hp, args.metric, args.seed, args.epoch)
+    block = store.block(dataset, args.hp)
+    epoch = block.epochs - 1 if args.epoch is None else args.epoch
+    record = {
+        "index": index,
+        "arch": store.space.index_to_str(index),
+        "dataset": dataset,
+        "split": split,
+        "hp": block.hp,
+        "seed": args.seed,
+        "metric": args.metric,
+        "epoch": epoch,
+        "value": value,
+    }
+    if args.json:
+        print(json.dumps(record))
+    else:
+        print(
+            f"{index}\t{record['arch']}\t{dataset}/{split} hp {block.hp} seed {args.seed} "
+            f"epoch {epoch}\t{args.metric} {value:.4f}"
+        )
+    return 0
+
+
+@_io_errors
+def _cmd_best(args: argparse.Namespace) -> int:
+    store = open_store(args.store)
+    dataset, split = _dataset_split(args)
+    index, value = store.best(dataset, split, args.hp, args.seed, args.metric, args.epoch)
+    arch = store.space.index_to_str(index)
+    if args.json:
+        print(
+            json.dumps(
+                {"index": index, "arch": arch, "dataset": dataset, "split": split, "value": value}
+            )
+        )
+    else:
+        print(f"{index}\t{arch}\t{value:.4f}")
+    return 0
+
+
+def _no_command(args: argparse.Namespace) -> int:
+    print(f"error: harness bench: choose a command: {', '.join(COMMANDS)}", file=sys.stderr)
+    return 2
+
+
+# --------------------------------------------------------------------------- parsers
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "store", metavar="STORE", help="store name (see `harness bench list`) or path"
+    )
+    parser.add_argument("--dataset", help=f"official training run ({', '.join(names.DATASETS)})")
+    parser.add_argument("--split", help=f"train or an eval set ({', '.join(names.SPLITS[1:])})")
+    parser.add_argument("--task", help=f"protocol task ({', '.join(names.TASKS)}), with --role")
+    parser.add_argument("--role", help=f"protocol role ({', '.join(names.ROLES)}), with --task")
+    parser.add_argument(
+        "--hp", required=True, help="training schedule in epochs (tss: 12, 200; sss: 1, 12, 90)"
+    )
+    parser.add_argument("--seed", required=True, type=_seed, help="'mean', 'all' or a seed")
+    parser.add_argument("--metric", default="accuracy", help="accuracy (default), loss or time")
+    parser.add_argument(
+        "--epoch", type=int, help="0-based epoch (default: the last of the schedule)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(groups: Any) -> None:
+    """Add the ``bench`` group to the top-level sub-parsers ``groups``."""
+    bench = groups.add_parser("bench", help="import and query benchmark stores")
+    bench.set_defaults(handler=_no_command)
+    commands = bench.add_subparsers(
+        dest="bench_command", metavar="COMMAND", parser_class=OneLineParser
+    )
+
+    imp = commands.add_parser("import", help="import an official archive or a tidy table")
+    imp.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="fast-mode directory, .pickle.pbz2 archive, tidy table (.csv, .csv.gz, .parquet), "
+        "or official-tss / official-sss (found under $TORCH_HOME)",
+    )
+    imp.add_argument(
+        "--name", help="store name (default: <space>-official or <space>-<table stem>)"
+    )
+    imp.add_argument("--jobs", type=int, default=-1, help="worker processes for official archives")
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    imp.add_argument("--synthetic", action="store_true", help="mark the store as synthetic data")
+    imp.set_defaults(handler=_cmd_import)
+
+    info = commands.add_parser("info", help="what a store holds")
+    info.add_argument("store", metavar="STORE", help="store name or path")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(handler=_cmd_info)
+
+    commands.add_parser("list", help="imported stores").set_defaults(handler=_cmd_list)
+
+    query = commands.add_parser("query", help="one metric of one architecture")
+    _add_selection(query)
+    query.add_argument("arch", metavar="ARCH", help="official index or architecture string")
+    query.set_defaults(handler=_cmd_query)
+
+    best = commands.add_parser("best", help="the best architecture on a metric")
+    _add_selection(best)
+    best.set_defaults(handler=_cmd_best)

@@ -1,0 +1,142 @@
+"""``harness run``, ``harness report`` and ``harness main``: sweeps, reports, the main job."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import ConfigError
+
+
+def _jobs(text: str) -> int:
+    """``N`` workers; ``-1`` (or 0) means one per CPU."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+    return value if value > 0 else (os.cpu_count() or 1)
+
+
+def register(groups: Any) -> None:
+    """Add the ``run``, ``report`` and ``main`` sub-commands to ``groups``."""
+    run = groups.add_parser(
+        "run",
+        help="run a grid of searches (methods x tasks x seeds) into a results directory",
+        description="Run every unfinished search of a grid; finished runs are skipped, so a "
+        "killed sweep is resumed by running the same command again.",
+    )
+    run.add_argument("--config", type=Path, help="grid TOML file (flags override its values)")
+    run.add_argument("--methods", help="comma-separated, e.g. rs,rea,reinforce,alpha_nas")
+    run.add_argument("--space", "--spaces", dest="spaces", help="search space(s), e.g. tss")
+    run.add_argument("--tasks", help="comma-separated, e.g. cifar10,cifar100,ImageNet16-120")
+    run.add_argument("--seeds", help="e.g. 0-499 (inclusive) or 0,3,7-9")
+    run.add_argument("--protocol", dest="protocols", help="e.g. nats-tss, nats-tss-transfer")
+    run.add_argument("--budget", type=float, help="override the protocol budget (seconds)")
+    run.add_argument("--store", help="store name (under $HARNESS_HOME/stores) or path")
+    run.add_argument("--out", type=Path, required=True, help="results directory")
+    run.add_argument("--jobs", type=_jobs, default=1, help="parallel workers (-1: all CPUs)")
+    run.add_argument("--backend", default="loky", help="joblib backend: loky or dask")
+    run.add_argument("--scheduler", help="dask scheduler address (default: a local cluster)")
+    run.add_argument("--chunk-size", type=int, default=50, help="searches per joblib task")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--prune", action="store_true", help="delete per-run files once consolidated")
+    run.set_defaults(handler=run_command)
+
+    report = groups.add_parser(
+        "report", help="write the leaderboard (Markdown, LaTeX) and figures of a results dir"
+    )
+    report.add_argument("results", type=Path, help="results directory of `harness run`")
+    report.add_argument("--out", type=Path, help="where to write (default: the results dir)")
+    report.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
+    report.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    report.set_defaults(handler=report_command)
+
+    main = groups.add_parser(
+        "main",
+        help="the main comparison: RS, REA, REINFORCE, alpha-NAS on tss, three tasks",
+        description="Runs the main comparison end to end on the best data available (an "
+        "imported store, else the public table, else a synthetic benchmark, labelled as such) "
+        "and writes the leaderboard.",
+    )
+    main.add_argument("--seeds", help="seed range (default 0-499; 0-9 with --quick)")
+    main.add_argument("--quick", action="store_true", help="few seeds, separate output dir")
+    main.add_argument("--store", help="use this store instead of choosing one")
+    main.add_argument("--out", type=Path, help="results directory (default results/<store>)")
+    main.add_argument("--jobs", type=_jobs, default=-1, help="parallel workers (-1: all CPUs)")
+    main.add_argument("--no-report", action="store_true", help="run only, write no report")
+    main.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    main.set_defaults(handler=main_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from harness import runner
+
+    grid = runner.load_grid(
+        args.config,
+        methods=args.methods,
+        spaces=args.spaces,
+        tasks=args.tasks,
+        seeds=args.seeds,
+        protocols=args.protocols,
+        store=args.store,
+        budget=args.budget,
+    )
+    summary = runner.run_sweep(
+        grid,
+        args.out,
+        jobs=args.jobs,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        chunk_size=args.chunk_size,
+        progress=not args.no_progress,
+        prune=args.prune,
+    )
+    _print_summary(summary)
+    return 1 if summary.failed else 0
+
+
+def _print_summary(summary: Any) -> None:
+    print(
+        f"{summary.planned} runs planned: {summary.skipped} already finished, "
+        f"{summary.ran} run now ({summary.failed} failed) in {summary.wall_seconds:.1f} s"
+    )
+    print(f"results: {summary.out}")
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from harness.report import write_report
+    from harness.results import ResultsDir
+
+    if not args.results.is_dir():
+        raise ConfigError(f"results directory {args.results} does not exist")
+    runs, trajectories = ResultsDir(args.results).load()
+    rng = np.random.default_rng(args.seed)
+    paths = write_report(runs, trajectories, args.out or args.results, rng, n_boot=args.n_boot)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def main_command(args: argparse.Namespace) -> int:
+    from harness import mainjob
+
+    result = mainjob.main_job(
+        out=args.out,
+        seeds=args.seeds,
+        quick=args.quick,
+        store=args.store,
+        jobs=args.jobs,
+        report=not args.no_report,
+        progress=not args.no_progress,
+    )
+    if result.synthetic:
+        print("NOTE: no real benchmark data was found; these results are SYNTHETIC")
+    print(f"data: {result.data} ({result.origin})")
+    _print_summary(result.summary)
+    for path in result.report:
+        print(path)
+    return 1 if result.summary.failed else 0

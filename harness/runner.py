@@ -1,0 +1,525 @@
+"""Experiments x seeds -> runs: the grid, run keys, RNG streams, resume and parallel execution.
+
+A :class:`Grid` (methods x spaces x tasks x seeds x protocols, plus per-method hyperparameter
+overrides and optional budget overrides) comes from flags or a small TOML file
+(:func:`load_grid`). :func:`plan_runs` validates everything against a store and expands the
+grid into :class:`RunSpec` cells, each with an idempotent key over (method, full config, space,
+task, protocol, seed, data checksum). :func:`run_sweep` skips finished keys, runs the rest in
+chunks with joblib (loky processes, or dask with a ``distributed`` client) and writes each run
+atomically (:mod:`harness.results`), then consolidates the tables and the manifest.
+
+Randomness: each run owns ``SeedSequence(entropy=[seed, *cell_hash])`` (the cell hash is a
+stable SHA-256 of method, config, space, task and protocol), spawned into two streams: child 0
+drives the method, child 1 the oracle (training-seed draws). No global random state is used.
+
+Grid TOML::
+
+    methods = ["random_search", "rea", {name = "rea", population_size = 20}]
+    tasks = ["cifar10", "cifar100"]        # default: the protocol's tasks
+    seeds = "0-499"                        # "N", "A-B" (inclusive), lists: "0-9,20"
+    protocol = "nats-tss"                  # or protocols = [...]
+    spaces = ["tss"]                       # default: the protocols' spaces
+    store = "tss-public"                   # optional
+    budget = 10000                         # optional: seconds for every task, or a table
+    [config.reinforce]                     # overrides for plain-named entries of a method
+    learning_rate = 0.02
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import time
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed, parallel_config
+from tqdm.auto import tqdm
+
+from harness import results
+from harness.bench import names
+from harness.bench.store import Store, list_stores, open_store
+from harness.errors import ConfigError, HarnessError, unknown
+from harness.oracle import FitnessTables, run_search
+from harness.protocol import (
+    ProtocolCard,
+    get_method,
+    get_protocol,
+    make_method,
+    method_names,
+    protocol_names,
+)
+from harness.spaces import space_names
+
+logger = logging.getLogger(__name__)
+
+#: Short names accepted for registered methods.
+METHOD_ALIASES: Mapping[str, str] = {
+    "rs": "random_search", "random": "random_search", "alpha-nas": "alpha_nas",
+    "alphanas": "alpha_nas", "regularized_evolution": "rea",
+}  # fmt: skip
+BACKENDS: tuple[str, ...] = ("loky", "dask")
+_TOML_KEYS = ("methods", "spaces", "space", "tasks", "seeds", "protocol", "protocols", "store",
+              "budget", "config")  # fmt: skip
+_SEED_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+
+
+# --------------------------------------------------------------------------- grid
+def parse_seeds(spec: str | int | Sequence[int]) -> tuple[int, ...]:
+    """Seeds from ``"0-499"`` (inclusive), ``"0,3,7-9"``, an int or a list of ints."""
+    if isinstance(spec, bool):
+        raise ConfigError(f"seeds must be a range like '0-499' or a list of ints, got {spec!r}")
+    if isinstance(spec, int):
+        parts: list[int] = [spec]
+    elif isinstance(spec, str):
+        parts = []
+        for part in spec.split(","):
+            match = _SEED_PART.match(part)
+            if match is None:
+                raise ConfigError(
+                    f"malformed seed range {part.strip()!r} in {spec!r}: expected 'N', "
+                    "'A-B' (inclusive, A <= B) or a comma-separated list, e.g. '0-499' or '0,7-9'"
+                )
+            lo = int(match[1])
+            hi = lo if match[2] is None else int(match[2])
+            if hi < lo:
+                raise ConfigError(f"empty seed range {part.strip()!r}: {lo} > {hi}")
+            parts.extend(range(lo, hi + 1))
+    else:
+        parts = list(spec)
+    bad = [s for s in parts if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+    if bad or not parts:
+        raise ConfigError(f"seeds must be a non-empty list of ints >= 0, got {spec!r}")
+    dup = sorted({s for s in parts if parts.count(s) > 1}) if len(set(parts)) < len(parts) else []
+    if dup:
+        raise ConfigError(f"seeds listed twice: {dup[:10]}")
+    return tuple(parts)
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method name (aliases resolved) and its hyperparameter overrides (JSON)."""
+
+    name: str
+    overrides: str = "{}"
+
+    @staticmethod
+    def make(name: str, overrides: Mapping[str, Any] | None = None) -> MethodSpec:
+        canonical = METHOD_ALIASES.get(str(name), str(name))
+        try:
+            get_method(canonical)
+        except ConfigError:
+            known = [*method_names(), *METHOD_ALIASES]
+            raise ConfigError(unknown("method", name, known)) from None
+        return MethodSpec(canonical, _canonical(dict(overrides or {})))
+
+    def instance_config(self) -> str:
+        """The full config (defaults + overrides) as canonical JSON; validates overrides."""
+        method = make_method(self.name, **json.loads(self.overrides))
+        return _canonical(asdict(method.config))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """What to run; ``budgets`` maps task (or ``"*"``) to simulated seconds (overrides)."""
+
+    methods: tuple[MethodSpec, ...]
+    spaces: tuple[str, ...]
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    protocols: tuple[str, ...]
+    budgets: tuple[tuple[str, float], ...] = ()
+    store: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-serialisable description (for the manifest)."""
+        methods = [{"name": m.name, "overrides": json.loads(m.overrides)} for m in self.methods]
+        return {
+            "methods": methods, "spaces": list(self.spaces), "tasks": list(self.tasks),
+            "seeds": _seed_text(self.seeds), "protocols": list(self.protocols),
+            "budgets": dict(self.budgets), "store": self.store,
+        }  # fmt: skip
+
+
+def _seed_text(seeds: Sequence[int]) -> str:
+    if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
+
+
+def _listify(value: Any, what: str) -> list[Any]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise ConfigError(f"{what} must be a string or a list, got {value!r}")
+
+
+def _method_specs(entries: Iterable[Any], config: Mapping[str, Any]) -> tuple[MethodSpec, ...]:
+    specs = []
+    for entry in entries:
+        if isinstance(entry, Mapping):
+            if "name" not in entry:
+                raise ConfigError(f"a method table needs a 'name', got {dict(entry)}")
+            rest = {k: v for k, v in entry.items() if k != "name"}
+            specs.append(MethodSpec.make(entry["name"], rest))
+        else:
+            name = METHOD_ALIASES.get(str(entry), str(entry))
+            specs.append(MethodSpec.make(name, config.get(name, config.get(str(entry)))))
+    if not specs:
+        raise ConfigError("no methods given; registered: " + ", ".join(method_names()))
+    return tuple(specs)
+
+
+def _budgets(value: Any) -> tuple[tuple[str, float], ...]:
+    items = value.items() if isinstance(value, Mapping) else [("*", value)]
+    out = []
+    for task, seconds in items:
+        if task != "*" and task not in names.TASKS:
+            _bad_task(task)
+        ok = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+        if not (ok and math.isfinite(seconds) and seconds > 0):
+            raise ConfigError(
+                f"budget for {task} must be a finite number of seconds > 0, got {seconds!r}"
+            )
+        out.append((str(task), float(seconds)))
+    return tuple(sorted(out))
+
+
+def _bad_task(task: str) -> None:
+    raise ConfigError(unknown("task", task, names.TASKS))
+
+
+def load_grid(config: str | Path | None = None, **flags: Any) -> Grid:
+    """A grid from an optional TOML file, with non-None ``flags`` taking precedence.
+
+    Flags: ``methods``, ``spaces``, ``tasks``, ``seeds``, ``protocols``, ``store``, ``budget``
+    (strings are comma-separated lists). Spaces and tasks default to the protocols' own.
+    """
+    data: dict[str, Any] = {}
+    if config is not None:
+        try:
+            data = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ConfigError(f"cannot read grid file {config}: {err}") from None
+        for key in data:
+            if key not in _TOML_KEYS:
+                raise ConfigError(unknown("grid file key", key, _TOML_KEYS))
+        data["spaces"] = data.pop("space", data.get("spaces"))
+        data["protocols"] = data.pop("protocol", data.get("protocols"))
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if data.get("protocols") is None:
+        raise ConfigError("no protocol given; known: " + ", ".join(protocol_names()))
+    cards = [get_protocol(p) for p in _listify(data["protocols"], "protocols")]
+    if data.get("methods") is None or data.get("seeds") is None:
+        raise ConfigError("a grid needs methods and seeds (e.g. --methods rs,rea --seeds 0-9)")
+    overrides = data.get("config") or {}
+    spaces = _listify(data.get("spaces") or sorted({c.space for c in cards}), "spaces")
+    tasks = _listify(
+        data.get("tasks") or list(dict.fromkeys(t for c in cards for t in c.tasks)), "tasks"
+    )
+    for space in spaces:
+        if space not in space_names():
+            raise ConfigError(unknown("space", space, space_names()))
+    for task in tasks:
+        if task not in names.TASKS:
+            _bad_task(task)
+    return Grid(
+        methods=_method_specs(_listify(data["methods"], "methods"), overrides),
+        spaces=tuple(spaces), tasks=tuple(tasks), seeds=parse_seeds(data["seeds"]),
+        protocols=tuple(c.name for c in cards),
+        budgets=_budgets(data["budget"]) if data.get("budget") is not None else (),
+        store=data.get("store"),
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- run cells
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid: everything a worker needs to run and record one search."""
+
+    method: str
+    overrides: str
+    config: str
+    space: str
+    task: str
+    protocol: str
+    protocol_name: str
+    seed: int
+    budget: float
+    eval_tasks: tuple[str, ...]
+    data_checksum: str
+    synthetic: bool
+
+    @property
+    def key(self) -> str:
+        """First 16 hex digits of the SHA-256 of the cell's identity and the data checksum."""
+        ident = [self.method, self.config, self.space, self.task, self.protocol, self.seed,
+                 self.data_checksum]  # fmt: skip
+        return hashlib.sha256(_canonical(ident).encode()).hexdigest()[:16]
+
+    @property
+    def entropy(self) -> list[int]:
+        """``[seed, h0, h1, h2, h3]``: the grid seed and a 128-bit hash of the cell."""
+        cell = _canonical([self.method, self.config, self.space, self.task, self.protocol])
+        digest = hashlib.sha256(cell.encode()).digest()
+        return [self.seed, *(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))]
+
+    def streams(self) -> tuple[np.random.Generator, np.random.Generator]:
+        """(method, oracle) generators spawned from this run's SeedSequence."""
+        method_ss, oracle_ss = np.random.SeedSequence(self.entropy).spawn(2)
+        return np.random.default_rng(method_ss), np.random.default_rng(oracle_ss)
+
+
+def protocol_label(card: ProtocolCard, budgets: Mapping[str, float]) -> str:
+    """The card key, with the grid's budget overrides (task or ``*``) appended if any.
+
+    The label depends on the overrides as given, not on the grid's tasks, so that adding a
+    task to a grid keeps the keys of the runs already made.
+    """
+    if not budgets:
+        return card.key
+    return f"{card.key}[budget " + ",".join(f"{t}={b:g}s" for t, b in sorted(budgets.items())) + "]"
+
+
+def _check_store(store: Store, card: ProtocolCard, task: str, eval_tasks: Sequence[str]) -> None:
+    needs = [(*names.resolve(task, card.fitness_role), card.fitness_hp)]
+    for e in eval_tasks:
+        needs += [(*names.resolve(e, "test"), card.report_hp)]
+    for dataset, split, hp in needs:
+        try:
+            block = store.block(dataset, hp)
+        except HarnessError as err:
+            raise ConfigError(f"{card.key} on {task} needs {dataset} @ hp {hp}: {err}") from None
+        if split not in block.splits:
+            raise ConfigError(
+                f"store {store.path.name} lacks {dataset}/{split} @ hp {hp} ({card.key})"
+            )
+
+
+def plan_runs(grid: Grid, store: Store) -> list[RunSpec]:
+    """Expand and validate ``grid`` against ``store`` (:class:`ConfigError`; writes nothing)."""
+    configs = {m: m.instance_config() for m in grid.methods}
+    cards = [get_protocol(p) for p in grid.protocols]
+    for space in grid.spaces:
+        if space != store.space_name:
+            raise ConfigError(
+                f"store {store.path.name} holds {store.space_name}, the grid asks for {space}"
+            )
+        if not any(c.space == space for c in cards):
+            raise ConfigError(
+                f"no protocol of the grid is for space {space}: {list(grid.protocols)}"
+            )
+    overrides = dict(grid.budgets)
+    specs: list[RunSpec] = []
+    for card in cards:
+        if card.space not in grid.spaces:
+            raise ConfigError(
+                f"protocol {card.key} is for {card.space}, grid spaces: {list(grid.spaces)}"
+            )
+        for task in grid.tasks:
+            if task not in card.tasks:
+                raise ConfigError(unknown(f"search task of protocol {card.key}", task, card.tasks))
+        used = {t: overrides.get(t, overrides.get("*", card.budgets[t])) for t in grid.tasks}
+        label = protocol_label(card, overrides)
+        for task in grid.tasks:
+            _check_store(store, card, task, card.eval_tasks(task))
+            for method in grid.methods:
+                for seed in grid.seeds:
+                    specs.append(RunSpec(
+                        method.name, method.overrides, configs[method], card.space, task, label,
+                        card.name, seed, used[task], card.eval_tasks(task), store.checksum,
+                        store.synthetic,
+                    ))  # fmt: skip
+    keys = [s.key for s in specs]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("the grid lists the same run twice (duplicate method configs?)")
+    return specs
+
+
+# --------------------------------------------------------------------------- workers
+_STORES: dict[tuple[str, str], Store] = {}
+
+
+def _open_cached(path: str, checksum: str) -> Store:
+    """The store at ``path``, opened once per process (and again if it was replaced)."""
+    store = _STORES.get((path, checksum))
+    if store is None:
+        store = open_store(path)
+        if store.checksum != checksum:
+            raise ConfigError(f"the store at {path} changed during the sweep")
+        _STORES[(path, checksum)] = store
+    return store
+
+
+def run_one(spec: RunSpec, store: Store) -> results.RunRecord:
+    """Run one search and build its record; an unexpected error gives a ``failed`` record."""
+    card = get_protocol(spec.protocol_name)
+    tables = FitnessTables.from_store(store, card, spec.task)
+    method_rng, oracle_rng = spec.streams()
+    start = time.perf_counter()
+    try:
+        method = make_method(spec.method, **json.loads(spec.overrides))
+        outcome = run_search(method, tables.oracle(oracle_rng, spec.budget), method_rng)
+    except Exception as err:  # a bug in one method must not stop a sweep of thousands
+        logger.warning(
+            "run %s (%s, %s, seed %d) failed: %r", spec.key, spec.method, spec.task, spec.seed, err
+        )
+        return results.make_record(spec, None, None, {}, f"{type(err).__name__}: {err}")
+    wall = time.perf_counter() - start
+    reports = {e: results.report_table(store, card.report_hp, e) for e in spec.eval_tasks}
+    return results.make_record(spec, outcome, wall, reports, None)
+
+
+def run_chunk(specs: Sequence[RunSpec], store_path: str) -> list[results.RunRecord]:
+    """Run several searches (of one data checksum) in one worker, amortising set-up."""
+    if not specs:
+        return []
+    store = _open_cached(store_path, specs[0].data_checksum)
+    return [run_one(spec, store) for spec in specs]
+
+
+def _chunks(specs: list[RunSpec], size: int) -> Iterator[list[RunSpec]]:
+    for i in range(0, len(specs), size):
+        yield specs[i : i + size]
+
+
+# --------------------------------------------------------------------------- sweeps
+@dataclass(frozen=True)
+class SweepSummary:
+    """What a sweep did: runs planned, skipped (already finished), run now, failed."""
+
+    out: Path
+    planned: int
+    skipped: int
+    ran: int
+    failed: int
+    wall_seconds: float
+
+
+def default_store(space: str) -> str:
+    """``<space>-official`` if imported, else ``<space>-public``; ConfigError if neither."""
+    stores = list_stores()
+    for name in (f"{space}-official", f"{space}-public"):
+        if name in stores:
+            return name
+    raise ConfigError(
+        f"no store for {space} imported (looked for {space}-official, {space}-public); "
+        f"stores: {', '.join(stores) or 'none'}; import one (harness bench import) or pass --store"
+    )
+
+
+def open_data(store: Store | str | Path | None, space: str) -> Store:
+    """A store given as object, name or path; None: :func:`default_store` for ``space``."""
+    if isinstance(store, Store):
+        return store
+    try:
+        return open_store(store if store is not None else default_store(space))
+    except HarnessError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _parallel_context(backend: str, scheduler: str | None, jobs: int) -> Any:
+    """A context manager configuring joblib; dask starts (or connects to) a distributed client."""
+    if backend not in BACKENDS:
+        raise ConfigError(unknown("backend", backend, BACKENDS))
+    if backend == "loky":
+        return parallel_config(backend="loky", n_jobs=jobs)
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(
+            "--backend dask needs dask[distributed]: pip install 'dask[distributed]'"
+        ) from None
+    stack = ExitStack()
+    if scheduler:
+        stack.enter_context(Client(scheduler))
+    else:
+        cluster = stack.enter_context(
+            LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True)
+        )
+        stack.enter_context(Client(cluster))
+    stack.enter_context(parallel_config(backend="dask"))
+    return stack
+
+
+def run_sweep(
+    grid: Grid,
+    out: str | Path,
+    *,
+    store: Store | str | Path | None = None,
+    jobs: int = 1,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    chunk_size: int = 50,
+    progress: bool = True,
+    prune: bool = False,
+) -> SweepSummary:
+    """Run every unfinished cell of ``grid`` into ``out``; all input is checked first.
+
+    ``prune`` deletes the per-run files once they are consolidated into the tables.
+    """
+    if not (isinstance(jobs, int) and jobs >= 1) or not (
+        isinstance(chunk_size, int) and chunk_size >= 1
+    ):
+        raise ConfigError(f"jobs and chunk_size must be ints >= 1, got {jobs!r}, {chunk_size!r}")
+    if backend not in BACKENDS:
+        raise ConfigError(unknown("backend", backend, BACKENDS))
+    data = open_data(store if store is not None else grid.store, grid.spaces[0])
+    specs = plan_runs(grid, data)
+    _STORES[(str(data.path), data.checksum)] = data  # in-process workers reuse its tables
+    target = results.ResultsDir(out)
+    target.check_binding(data.checksum, data.path.name)
+    started, t0 = results.now(), time.perf_counter()
+    target.prepare()
+    done = target.finished_keys()
+    todo = sorted(
+        (s for s in specs if s.key not in done),
+        key=lambda s: (s.protocol, s.task, s.method, s.config, s.seed),
+    )
+    cards = {s.protocol: get_protocol(s.protocol_name) for s in specs}
+    target.update_manifest(results.sweep_manifest(data, cards, dict(grid.budgets)))
+    failed = _execute(todo, target, str(data.path), jobs, backend, scheduler, chunk_size, progress)
+    runs, traj = target.consolidate(prune)
+    wall = time.perf_counter() - t0
+    summary = SweepSummary(target.path, len(specs), len(specs) - len(todo), len(todo), failed, wall)
+    sweep = {"started": started, "grid": grid.describe(), "jobs": jobs, "backend": backend,
+             **{k: v for k, v in asdict(summary).items() if k != "out"}}  # fmt: skip
+    n_runs = int(runs["run_key"].nunique())
+    target.update_manifest({"sweeps": [sweep], "n_runs": n_runs, "n_run_rows": len(runs),
+                            "n_trajectory_rows": len(traj)})  # fmt: skip
+    logger.info("sweep into %s: %s", target.path, sweep)
+    return summary
+
+
+def _execute(
+    todo: list[RunSpec], target: results.ResultsDir, store_path: str, jobs: int,
+    backend: str, scheduler: str | None, chunk_size: int, progress: bool,
+) -> int:  # fmt: skip
+    """Run ``todo`` in chunks, writing each record as its chunk returns; returns failures."""
+    if not todo:
+        return 0
+    size = max(1, min(chunk_size, math.ceil(len(todo) / (4 * jobs))))
+    failed = 0
+    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress)
+    with bar, _parallel_context(backend, scheduler, jobs):
+        n_jobs = jobs if backend == "loky" else -1
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        for records in parallel(delayed(run_chunk)(c, store_path) for c in _chunks(todo, size)):
+            for record in records:
+                target.write_run(record)
+                failed += record.rows[0]["status"] != "ok"
+            bar.update(len(records))
+    return failed

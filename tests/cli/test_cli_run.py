@@ -1,0 +1,201 @@
+"""``harness run``, ``harness report`` and ``harness main`` end to end on a tiny store."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import pytest
+
+from harness import mainjob
+from harness.bench.store import Store, open_store
+from harness.cli import run as cli_run
+
+
+def _runner_tests() -> ModuleType:
+    """tests/test_runner.py, which builds the tiny store (loaded by path: tests/ is no package)."""
+    name = "_runner_test_helpers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).parents[1] / "test_runner.py"
+        )
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+def cli(argv: list[str]) -> int:
+    from harness.cli import main
+
+    return main(argv)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    store: Store = _runner_tests().shared_tiny_store(tmp_path_factory)
+    return store
+
+
+def _run_args(store: Store, out: Path, *extra: str) -> list[str]:
+    return [
+        "run",
+        "--methods",
+        "rs,rea",
+        "--tasks",
+        "cifar10",
+        "--seeds",
+        "0-2",
+        "--protocol",
+        "nats-tss",
+        "--budget",
+        "3000",
+        "--store",
+        str(store.path),
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_register_adds_commands_with_handlers() -> None:
+    parser = argparse.ArgumentParser()
+    cli_run.register(parser.add_subparsers(dest="group"))
+    args = parser.parse_args(["run", "--out", "x", "--seeds", "0-1", "--jobs", "-1"])
+    assert args.handler is cli_run.run_command and args.jobs >= 1
+    assert parser.parse_args(["report", "r"]).handler is cli_run.report_command
+    assert parser.parse_args(["main", "--quick"]).handler is cli_run.main_command
+
+
+def test_run_then_rerun_skips(
+    tiny: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "res"
+    assert cli(_run_args(tiny, out)) == 0
+    assert "6 runs planned: 0 already finished, 6 run now (0 failed)" in capsys.readouterr().out
+    assert len(pd.read_parquet(out / "runs.parquet")) == 6
+    assert cli(_run_args(tiny, out, "--jobs", "2")) == 0
+    assert "6 already finished, 0 run now" in capsys.readouterr().out
+
+
+def test_run_from_toml(tiny: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "grid.toml"
+    config.write_text(
+        f'methods = ["rea", {{name = "rea", population_size = 5, tournament_size = 2}}]\n'
+        f'tasks = ["cifar100"]\nseeds = "0-1"\nprotocol = "nats-tss"\nbudget = 4000\n'
+        f'store = "{tiny.path}"\n'
+    )
+    assert cli(["run", "--config", str(config), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    runs = pd.read_parquet(tmp_path / "o" / "runs.parquet")
+    sizes = sorted(json.loads(c)["population_size"] for c in runs["config"].unique())
+    assert sizes == [5, 10] and len(runs) == 4 and set(runs["dataset"]) == {"cifar100"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (["--methods", "rs,reaa"], "did you mean 'rea'"),
+        (["--tasks", "cifar1000"], "did you mean 'cifar100'"),
+        (["--protocol", "nats-sts"], "did you mean 'nats-tss'"),
+        (["--seeds", "5-2"], "empty seed range"),
+        (["--budget", "0"], "budget"),
+        (["--backend", "dusk"], "did you mean 'dask'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    tiny: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str], change: list[str], message: str
+) -> None:
+    out = tmp_path / "res"
+    argv = _run_args(tiny, out)
+    flag = change[0]
+    argv = (
+        [*argv[: argv.index(flag)], *change, *argv[argv.index(flag) + 2 :]]
+        if flag in argv
+        else [*argv, *change]
+    )
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_report_writes_leaderboard(
+    tiny: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "res"
+    assert cli(_run_args(tiny, out)) == 0
+    capsys.readouterr()
+    assert cli(["report", str(out), "--out", str(tmp_path / "rep"), "--n-boot", "50"]) == 0
+    printed = capsys.readouterr().out.split()
+    board = (tmp_path / "rep" / "leaderboard.md").read_text()
+    assert str(tmp_path / "rep" / "leaderboard.md") in printed
+    assert "rea" in board and "random_search" in board
+    assert cli(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_main_quick_on_a_given_synthetic_store(
+    tiny: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = tmp_path / "tss-fake"
+    shutil.copytree(tiny.path, fake)
+    manifest = json.loads((fake / "manifest.json").read_text())
+    (fake / "manifest.json").write_text(json.dumps({**manifest, "synthetic": True}))
+    out = tmp_path / "main"
+    argv = [
+        "main",
+        "--quick",
+        "--seeds",
+        "0-1",
+        "--store",
+        str(fake),
+        "--out",
+        str(out),
+        "--jobs",
+        "1",
+        "--no-progress",
+    ]
+    assert cli(argv) == 0
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC" in printed and "24 runs planned" in printed
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert set(runs["method"]) == set(mainjob.METHODS) and set(runs["dataset"]) == set(
+        mainjob.TASKS
+    )
+    assert runs["synthetic"].all() and json.loads((out / "manifest.json").read_text())["synthetic"]
+    assert "SYNTHETIC" in (out / "leaderboard.md").read_text()
+    assert not (out / "runs").exists()  # consolidated, then pruned
+
+
+def test_main_data_order(tiny: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home, shared = tmp_path / "home", tmp_path / "shared"
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    monkeypatch.setenv("HARNESS_SHARED_DATA", str(shared))
+    made: list[str] = []
+
+    def fake_synthetic(progress: bool, n_jobs: int) -> Store:
+        made.append("synthetic")
+        return tiny
+
+    monkeypatch.setattr(mainjob, "_synthetic_store", fake_synthetic)
+    # nothing at all: synthetic
+    (shared / "nats-tss-public").mkdir(parents=True)
+    assert mainjob.choose_data(progress=False)[1] == "synthetic" and made == ["synthetic"]
+    # the public table in the shared data dir: imported into $HARNESS_HOME/stores/tss-public
+    table = shared / "nats-tss-public" / "table.parquet"
+    shutil.copy(tiny.path.parent / f"{tiny.path.name}.parquet", table)
+    monkeypatch.setattr(mainjob, "PUBLIC_TABLE", ("nats-tss-public", table.name))
+    store, origin = mainjob.choose_data(progress=False)
+    assert (origin, store.path) == ("public", home / "stores" / "tss-public")
+    assert mainjob.choose_data(progress=False)[1] == "imported"  # now it is an imported store
+    # an official import wins over everything
+    shutil.copytree(store.path, home / "stores" / "tss-official")
+    store, origin = mainjob.choose_data(progress=False)
+    assert (origin, store.path.name) == ("imported", "tss-official")
+    assert open_store("tss-official").checksum == tiny.checksum
