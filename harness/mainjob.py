@@ -6,7 +6,8 @@ available, in this order:
 
 1. an imported store: ``tss-official`` (the official archive), else ``tss-public``;
 2. the public tidy table in the shared data directory, imported into ``tss-public``;
-3. a synthetic benchmark generated on the spot (whole space, fixed seed), imported into
+3. a small synthetic benchmark generated on the spot in seconds (final accuracies of the
+   whole space, fixed seed; :mod:`harness.bench.synthetic_table`), imported into
    ``tss-synthetic``. Every output of such a run says it is synthetic (the run rows, the
    manifest, the leaderboard banner).
 
@@ -18,8 +19,6 @@ consolidated. A killed job resumes where it stopped.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,23 +66,14 @@ def _public_store(progress: bool) -> Store | None:
     return open_store(import_table(table, dest, progress=progress))
 
 
-def _synthetic_store(progress: bool, n_jobs: int) -> Store:
-    from harness.bench.official import import_official
-    from harness.bench.synthetic import write_synthetic_archive
+def _synthetic_store(progress: bool) -> Store:
+    from harness.bench.synthetic_table import write_synthetic_store
 
     dest = paths.stores_dir() / "tss-synthetic"
-    logger.warning("no benchmark data found: generating a SYNTHETIC tss benchmark (minutes)")
-    paths.stores_dir().mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=paths.stores_dir()))
-    try:
-        rng = np.random.default_rng(SYNTHETIC_SEED)
-        archive = write_synthetic_archive(
-            work / "archive", "tss", rng, None, layout="dir", n_jobs=n_jobs, progress=progress
-        )
-        import_official(archive, dest, synthetic=True, n_jobs=n_jobs, progress=progress)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return open_store(dest)
+    logger.warning("no benchmark data found: generating a SYNTHETIC tss benchmark")
+    return open_store(
+        write_synthetic_store(dest, np.random.default_rng(SYNTHETIC_SEED), progress=progress)
+    )
 
 
 def choose_data(
@@ -100,7 +90,7 @@ def choose_data(
     public = _public_store(progress)
     if public is not None:
         return public, "public"
-    return _synthetic_store(progress, n_jobs), "synthetic"
+    return _synthetic_store(progress), "synthetic"
 
 
 def main_job(

@@ -66,7 +66,7 @@ def register(groups: Any) -> None:
     main.add_argument("--quick", action="store_true", help="few seeds, separate output dir")
     main.add_argument("--store", help="use this store instead of choosing one")
     main.add_argument("--out", type=Path, help="results directory (default results/<store>)")
-    main.add_argument("--jobs", type=_jobs, default=-1, help="parallel workers (-1: all CPUs)")
+    main.add_argument("--jobs", type=_jobs, default="-1", help="parallel workers (-1: all CPUs)")
     main.add_argument("--no-report", action="store_true", help="run only, write no report")
     main.add_argument("--no-progress", action="store_true", help="hide progress bars")
     main.set_defaults(handler=main_command)

@@ -179,7 +179,7 @@ def test_main_data_order(tiny: Store, tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("HARNESS_SHARED_DATA", str(shared))
     made: list[str] = []
 
-    def fake_synthetic(progress: bool, n_jobs: int) -> Store:
+    def fake_synthetic(progress: bool) -> Store:
         made.append("synthetic")
         return tiny
 
