@@ -1,18 +1,15 @@
 """Seeded synthetic NATS-Bench archives in the exact official file format.
 
-The files written here are what ``nats_bench`` and our importers read from the genuine
-archives: the fast-mode directory (``meta.pickle.pbz2`` plus one ``NNNNNN.pickle.pbz2`` per
-architecture) or the single-file archive, each a bz2-compressed protocol-4 pickle of plain
-dicts with the same keys, key order, python/numpy types, seeds, evaluation-set gaps and float
-precision patterns as the genuine files. Only the metrics are invented: accuracy curves rise
-to a plateau derived from the architecture (many ``nor_conv_3x3`` on input-output paths is
-best; a cell without such a path stays at chance), losses follow the accuracies, per-epoch
-times are constant per run and grow with FLOPs. Parameter and FLOP counts are computed in
-closed form from the official network layout and equal the genuine values.
+Files are bz2-compressed protocol-4 pickles with the keys, key order, python/numpy types,
+seeds, evaluation-set gaps and float precision patterns of the genuine archives, in the
+fast-mode directory layout or as the single-file archive; ``nats_bench`` reads both. Only the
+metrics are invented: accuracy curves rise to a plateau set by the architecture (many
+``nor_conv_3x3`` on input-output paths is best; a cell with no such path stays at chance),
+losses follow the accuracies, per-epoch times are constant per run and grow with FLOPs.
+Parameter and FLOP counts are computed in closed form and equal the genuine values.
 
-Every file depends only on ``(space, index, entropy)``, where ``entropy`` is one draw from the
-caller's generator: the same generator seed gives byte-identical files whatever ``n_jobs`` or
-subset of indices is generated.
+A file depends only on ``(space, index, entropy)``, ``entropy`` being one draw from the
+caller's generator: the same seed gives byte-identical files whatever ``n_jobs`` or subset.
 """
 
 from __future__ import annotations
@@ -73,15 +70,11 @@ _GAP: Final = (0.02, 0.04, 0.08, 0.85)
 # Accuracies that are not exact count ratios (float32 batch averages) deviate from one by a
 # multiple (-8..8) of a small step, as in the genuine files; the step per (dataset, set):
 _ACC_STEP: Final = {
-    ("cifar10-valid", "train"): 1e-5 / 8192,
-    ("cifar10-valid", "x-valid"): 1e-5 / 8192,
-    ("cifar100", "x-valid"): 1e-5 / 1024,
-    ("cifar100", "x-test"): 1e-5 / 1024,
-    ("ImageNet16-120", "train"): 1e-5 / 32768,
-    ("ImageNet16-120", "x-valid"): 1e-5 / 512,
-    ("ImageNet16-120", "x-test"): 1e-5 / 512,
-    ("ImageNet16-120", "ori-test"): 1e-5 / 4096,
-}
+    ("cifar10-valid", "train"): 1e-5 / 8192, ("cifar10-valid", "x-valid"): 1e-5 / 8192,
+    ("cifar100", "x-valid"): 1e-5 / 1024, ("cifar100", "x-test"): 1e-5 / 1024,
+    ("ImageNet16-120", "train"): 1e-5 / 32768, ("ImageNet16-120", "ori-test"): 1e-5 / 4096,
+    ("ImageNet16-120", "x-valid"): 1e-5 / 512, ("ImageNet16-120", "x-test"): 1e-5 / 512,
+}  # fmt: skip
 # numpy >= 2 pickles scalars under numpy._core; the genuine files name numpy.core.
 _NUMPY_MODULE: Final = (b"\x8c\x16numpy._core.multiarray", b"\x8c\x15numpy.core.multiarray")
 _OP: Final = {name: i for i, name in enumerate(tss.OPS)}

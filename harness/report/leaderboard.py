@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
+from harness.bench.names import TASKS
 from harness.errors import ArchiveError, ConfigError, unknown
 
 logger = logging.getLogger(__name__)
@@ -253,7 +254,7 @@ def build_leaderboard(
     if control is not None and control not in labels:
         raise ConfigError(unknown("control method", control, labels))
     methods = tuple([control] if control else []) + tuple(m for m in labels if m != control)
-    datasets = tuple(sorted(good["eval_dataset"].astype(str).unique()))
+    datasets = tuple(sorted(good["eval_dataset"].astype(str).unique(), key=_task_order))
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     cells: dict[tuple[str, str], Cell] = {}
     tests_used: set[str] = set()
@@ -311,10 +312,17 @@ def _num(x: float, digits: int) -> str:
     return f"{x:.{digits}f}" if np.isfinite(x) else "n/a"
 
 
+def _task_order(dataset: str) -> tuple[int, str]:
+    """Tasks in the benchmark's order (cifar10, cifar100, ImageNet16-120), others after."""
+    return (TASKS.index(dataset) if dataset in TASKS else len(TASKS), dataset)
+
+
 def _seconds(x: float) -> str:
     if not np.isfinite(x):
         return "n/a"
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.1f}"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.1f}" if abs(x) >= 1 or x == 0 else f"{x:.2g}"
 
 
 def _tests_phrase(tests_used: tuple[str, ...]) -> str:
