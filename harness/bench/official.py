@@ -20,7 +20,7 @@ import logging
 import pickle
 import re
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import metadata
@@ -352,31 +352,23 @@ def _import_directory(
         )
     if not files:
         raise ArchiveError(f"{source} holds no per-architecture files (NNNNNN.pickle.pbz2)")
-    blocks = official_blocks(space)
-    by_key = {b.key: b for b in blocks}
+    by_key = {b.key: b for b in official_blocks(space)}
     order = sorted(files)
-    rows = None if len(order) == n_archs else order
-    row_of = None if rows is None else {index: row for row, index in enumerate(order)}
     sources = [(META, len(meta_raw), hashlib.sha256(meta_raw).hexdigest())]
     logger.info("importing %d %s architectures from %s", len(order), space, source)
-    with StoreWriter(Path(dest), space, n_archs, blocks, rows=rows, overwrite=overwrite) as writer:
-        bar = tqdm(total=len(order), desc=f"import {space}", unit="arch", disable=not progress)
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=16)
-        for chunk in _chunks(order, CHUNK):
-            results = parallel(delayed(_read_arch_file)(files[i], i, space, by_key) for i in chunk)
-            records = []
-            for record, size, digest in results:
-                records.append(record)
-                sources.append((files[record.index].name, size, digest))
-                bar.update(1)
-            with writer.arrays() as views:
-                _write_chunk(views, records, row_of)
-        bar.close()
-        return writer.finalize(
-            source="official",
-            provenance=_provenance(source, "fast-dir", sources, synthetic),
-            sources=sources,
-        )
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=16)
+
+    def read(chunk: list[int]) -> Iterator[ArchRecord]:
+        for record, size, digest in parallel(
+            delayed(_read_arch_file)(files[i], i, space, by_key) for i in chunk
+        ):
+            sources.append((files[record.index].name, size, digest))
+            yield record
+
+    return _write_store(
+        Path(dest), space, order, read, overwrite=overwrite, progress=progress,
+        provenance=lambda: _provenance(source, "fast-dir", sources, synthetic), sources=sources,
+    )  # fmt: skip
 
 
 def _import_single_file(
@@ -391,8 +383,7 @@ def _import_single_file(
         raise ArchiveError(f"{source.name}: expected a dict with 'meta_archs' and 'arch2infos'")
     space = _detect_space(list(content["meta_archs"]), source.name)
     n_archs = get_space(space).num_archs
-    blocks = official_blocks(space)
-    by_key = {b.key: b for b in blocks}
+    by_key = {b.key: b for b in official_blocks(space)}
     infos: dict[int, Any] = content["arch2infos"]
     sources = [(source.name, len(raw), hashlib.sha256(raw).hexdigest())]
     del raw
@@ -402,26 +393,47 @@ def _import_single_file(
         raise ArchiveError(
             f"{source.name}: index {bad[0]} outside the {space} space (0..{n_archs - 1})"
         )
+
+    def read(chunk: list[int]) -> Iterator[ArchRecord]:
+        for index in chunk:
+            what = f"{source.name} [arch {index}]"
+            try:
+                yield parse_arch_state(index, infos[index], space, by_key, what)
+            except (KeyError, TypeError, AttributeError, ValueError) as err:
+                raise ArchiveError(
+                    f"{what}: malformed content ({type(err).__name__}: {err})"
+                ) from None
+
+    return _write_store(
+        Path(dest), space, order, read, overwrite=overwrite, progress=progress,
+        provenance=lambda: _provenance(source, "single-file", sources, synthetic), sources=sources,
+    )  # fmt: skip
+
+
+def _write_store(
+    dest: Path,
+    space: str,
+    order: list[int],
+    read: Callable[[list[int]], Iterable[ArchRecord]],
+    *,
+    overwrite: bool,
+    progress: bool,
+    provenance: Callable[[], dict[str, Any]],
+    sources: list[tuple[str, int, str]],
+) -> Path:
+    """Write the records of ``order`` (read chunk by chunk) into a new store at ``dest``."""
+    n_archs = get_space(space).num_archs
     rows = None if len(order) == n_archs else order
     row_of = None if rows is None else {index: row for row, index in enumerate(order)}
-    with StoreWriter(Path(dest), space, n_archs, blocks, rows=rows, overwrite=overwrite) as writer:
+    blocks = official_blocks(space)
+    with StoreWriter(dest, space, n_archs, blocks, rows=rows, overwrite=overwrite) as writer:
         bar = tqdm(total=len(order), desc=f"import {space}", unit="arch", disable=not progress)
         for chunk in _chunks(order, CHUNK):
             records = []
-            for index in chunk:
-                what = f"{source.name} [arch {index}]"
-                try:
-                    records.append(parse_arch_state(index, infos[index], space, by_key, what))
-                except (KeyError, TypeError, AttributeError, ValueError) as err:
-                    raise ArchiveError(
-                        f"{what}: malformed content ({type(err).__name__}: {err})"
-                    ) from None
+            for record in read(chunk):
+                records.append(record)
                 bar.update(1)
             with writer.arrays() as views:
                 _write_chunk(views, records, row_of)
         bar.close()
-        return writer.finalize(
-            source="official",
-            provenance=_provenance(source, "single-file", sources, synthetic),
-            sources=sources,
-        )
+        return writer.finalize(source="official", provenance=provenance(), sources=sources)
