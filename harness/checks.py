@@ -1,11 +1,17 @@
-"""``check_method``: the check every registered black-box method must pass.
+"""``check_method``: the check every registered method must pass, of either kind.
 
-It verifies the protocol shape, that the configuration round-trips through ``asdict`` and JSON,
-that ``__init__`` only stores the config, that the method's module does not reach the
-benchmark table, the runner or the report, that a search respects the budget and queries the
-oracle only through the harness loop, that the method holds no oracle, table or store, that it
-leaves the global random generators alone, and that the same seed gives the same trajectory
-while another seed gives another. Failures raise ``AssertionError`` saying what is wrong.
+For a black-box method it verifies the protocol shape, that the configuration round-trips
+through ``asdict`` and JSON, that ``__init__`` only stores the config, that the method's module
+does not reach the benchmark table, the runner or the report, that a search respects the budget
+and queries the oracle only through the harness loop, that the method holds no oracle, table
+or store, that it leaves the global random generators alone, and that the same seed gives the
+same trajectory while another seed gives another.
+
+For a supernet method (:func:`check_supernet_method`) it verifies the same protocol shape,
+config round trip and module hygiene, then runs tiny CPU searches (C=4, N=1, 8x8 synthetic
+images): the loop's step budget holds and the cost ledger is filled, the global random
+generators are left alone, the same seed gives the same trajectory of architecture weights and
+another seed another. Failures raise ``AssertionError`` saying what is wrong.
 """
 
 from __future__ import annotations
@@ -21,29 +27,42 @@ import numpy as np
 
 from harness.errors import ConfigError
 from harness.oracle import FitnessTables, Oracle, run_search, synthetic_tables
-from harness.protocol import BlackBoxMethod, SearchOutcome, get_protocol
+from harness.protocol import BlackBoxMethod, SearchOutcome, get_method, get_protocol
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["check_method"]
+__all__ = ["check_method", "check_registered", "check_supernet_method"]
 
 #: Modules a method must not reference: the table (bench, except its vocabulary), the runner
 #: and its results, the report.
-_FORBIDDEN = ("harness.bench", "harness.runner", "harness.results", "harness.report")
+_FORBIDDEN = (
+    "harness.bench",
+    "harness.runner",
+    "harness.results",
+    "harness.report",
+    "harness.supernet.quality",
+    "harness.supernet.experiment",
+)
 _ALLOWED = ("harness.bench.names",)
+#: Modules of the harness's own base classes (and builtins), skipped by the module check.
+_CORE = ("harness.protocol", "harness.registry", "harness.supernet.method", "builtins", "abc")
 
 
-def check_method(
-    cls: type[BlackBoxMethod], store_or_tables: Any = None, *, task: str = "cifar10"
-) -> None:
-    """Raise ``AssertionError`` if ``cls`` breaks the black-box method protocol.
+def check_method(cls: type[Any], store_or_tables: Any = None, *, task: str = "cifar10") -> None:
+    """Raise ``AssertionError`` if ``cls`` breaks its method protocol (black-box or supernet).
 
     Args:
-        cls: the method class.
+        cls: the method class; a :class:`~harness.supernet.method.SupernetMethod` subclass is
+            checked by :func:`check_supernet_method` (``store_or_tables`` must then be None).
         store_or_tables: a :class:`~harness.bench.store.Store` (searched under its space's
             ``nats-*`` protocol on ``task``), a :class:`FitnessTables`, or None for small
             synthetic tables over both spaces. Tables must cover the whole space.
     """
+    if _is_supernet(cls):
+        if store_or_tables is not None:
+            raise ConfigError("a supernet method is checked on tiny synthetic data; pass no table")
+        check_supernet_method(cls)
+        return
     _check_shape(cls)
     _check_config(cls)
     _check_module(cls)
@@ -69,7 +88,7 @@ def _check_shape(cls: type[BlackBoxMethod]) -> None:
     assert config.__dataclass_params__.frozen, f"{cls.__qualname__}.Config must be frozen"  # type: ignore[attr-defined]
 
 
-def _check_config(cls: type[BlackBoxMethod]) -> None:
+def _check_config(cls: type[Any], derived: frozenset[str] = frozenset()) -> None:
     where = f"{cls.__qualname__}.Config"
     try:
         config = cls.Config()
@@ -86,12 +105,19 @@ def _check_config(cls: type[BlackBoxMethod]) -> None:
     )
     method = cls(config)
     assert method.config is config, f"{cls.__qualname__}.__init__ must store the config it is given"
-    extra = sorted(set(vars(method)) - {"config"})
+    extra = sorted(set(vars(method)) - {"config"} - derived)
     assert not extra, f"{cls.__qualname__}.__init__ must only store the config; it also set {extra}"
 
 
-def _check_module(cls: type[BlackBoxMethod]) -> None:
-    module = sys.modules.get(cls.__module__)
+def _check_module(cls: type[Any]) -> None:
+    # Registry variants live in harness.protocol; check the modules the method code comes from.
+    owners = [k.__module__ for k in cls.__mro__ if not k.__module__.startswith(_CORE)]
+    for owner in dict.fromkeys(owners or [cls.__module__]):
+        _check_module_vars(cls, owner)
+
+
+def _check_module_vars(cls: type[Any], owner: str) -> None:
+    module = sys.modules.get(owner)
     for key, value in vars(module).items() if module is not None else ():
         origin = (
             value.__name__ if isinstance(value, type(sys)) else getattr(value, "__module__", None)
@@ -99,7 +125,7 @@ def _check_module(cls: type[BlackBoxMethod]) -> None:
         if not isinstance(origin, str) or origin.startswith(_ALLOWED):
             continue
         assert not origin.startswith(_FORBIDDEN), (
-            f"module {cls.__module__} of {cls.__qualname__} references {key!r} from {origin}: "
+            f"module {owner} of {cls.__qualname__} references {key!r} from {origin}: "
             "a method sees the benchmark only through the oracle the harness gives it"
         )
 
@@ -228,3 +254,143 @@ def _check_search(cls: type[BlackBoxMethod], tables: FitnessTables) -> None:
         f"{where}: a different method seed gave the same sequence of architectures"
     )
     logger.debug("%s passed (%d queries)", where, outcome.queries)
+
+
+# --------------------------------------------------------------------------- supernet methods
+def _is_supernet(cls: Any) -> bool:
+    if not isinstance(cls, type) or issubclass(cls, BlackBoxMethod):
+        return False
+    from harness.supernet.method import SupernetMethod
+
+    return issubclass(cls, SupernetMethod)
+
+
+def check_registered(name: str) -> None:
+    """:func:`check_method` on the method registered as ``name`` (either kind)."""
+    check_method(get_method(name))
+
+
+def check_supernet_method(cls: type[Any], *, epochs: int = 2, steps: int = 2) -> None:
+    """Raise ``AssertionError`` if ``cls`` breaks the supernet method protocol.
+
+    Runs tiny CPU searches of ``epochs`` epochs of ``steps`` steps each (see module docstring).
+    ``arch_split`` may be set by ``__init__`` (it selects the loop's architecture batches).
+    """
+    from harness.supernet.method import SupernetMethod
+
+    assert isinstance(cls, type) and issubclass(cls, SupernetMethod), (
+        f"{cls!r} is not a subclass of SupernetMethod"
+    )
+    name = getattr(cls, "name", None)
+    assert isinstance(name, str) and name, f"{cls.__qualname__}.name must be a non-empty string"
+    assert not getattr(cls, "__abstractmethods__", None), (
+        f"{cls.__qualname__} leaves abstract methods unimplemented: "
+        f"{sorted(cls.__abstractmethods__)}"
+    )
+    config = getattr(cls, "Config", None)
+    assert dataclasses.is_dataclass(config) and isinstance(config, type), (
+        f"{cls.__qualname__}.Config must be a dataclass"
+    )
+    assert config.__dataclass_params__.frozen, f"{cls.__qualname__}.Config must be frozen"  # type: ignore[attr-defined]
+    _check_config(cls, derived=frozenset({"arch_split"}))
+    assert cls().arch_split in ("valid", "train"), (
+        f"{cls.__qualname__}.arch_split must be 'valid' or 'train'"
+    )
+    _check_module(cls)
+    _check_supernet_search(cls, epochs, steps)
+
+
+def _tiny_search(cls: type[Any], seed: int, epochs: int, steps: int) -> tuple[Any, ...]:
+    """One tiny search; returns (result, arch-weight trajectory, train batches drawn, net)."""
+    import torch
+
+    from harness.supernet.search import run_supernet_search
+    from harness.supernet.testing import tiny_config, tiny_loaders, tiny_supernet
+
+    trajectory: list[np.ndarray] = []
+
+    def recording(self: Any, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        weights = cls.final_weights(self, state)
+        trajectory.append(weights.detach().double().cpu().numpy().copy())
+        return weights
+
+    probe = type(cls.__name__, (cls,), {"final_weights": recording, "__module__": cls.__module__})
+    net = tiny_supernet(seed)
+    train, valid = tiny_loaders(seed)
+    drawn = [0, 0]
+    counted = _CountingLoader(train, drawn, 0)
+    where = f"{cls.__qualname__} (tiny search, seed {seed})"
+    before = _global_state(), torch.get_rng_state()
+    try:
+        result = run_supernet_search(
+            probe(cls.Config()),
+            net,
+            counted,
+            _CountingLoader(valid, drawn, 1),
+            tiny_config(epochs=epochs, max_steps_per_epoch=steps),
+            np.random.default_rng([seed, 0]),
+        )
+    except AssertionError:
+        raise
+    except Exception as err:
+        raise AssertionError(f"{where} raised {type(err).__name__}: {err}") from err
+    after = _global_state(), torch.get_rng_state()
+    assert _same_global(before[0], after[0]) and torch.equal(before[1], after[1]), (
+        f"{where}: the global random state changed; use the generator the harness gives"
+    )
+    return result, np.stack(trajectory), drawn, net
+
+
+class _CountingLoader:
+    """Wraps a loader and counts the batches drawn from it in ``counter[slot]``."""
+
+    def __init__(self, loader: Any, counter: list[int], slot: int) -> None:
+        self.loader, self.counter, self.slot = loader, counter, slot
+        self.generator = loader.generator
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Any:
+        for batch in self.loader:
+            self.counter[self.slot] += 1
+            yield batch
+
+
+def _same_global(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2] == b[2]
+
+
+def _check_supernet_search(cls: type[Any], epochs: int, steps: int) -> None:
+    where = f"{cls.__qualname__} (tiny search)"
+    result, first, drawn, _ = _tiny_search(cls, 1, epochs, steps)
+    ledger = result.ledger
+    assert result.complete and len(result.history) == epochs == ledger.epochs, (
+        f"{where}: {ledger.epochs} epochs recorded, {epochs} asked"
+    )
+    # single-level methods draw their architecture batches from the train loader too
+    passes = 2 if cls().arch_split == "train" else 1
+    assert drawn[0] <= passes * epochs * steps and drawn[1] <= epochs * steps, (
+        f"{where}: {drawn[0]} train and {drawn[1]} valid batches drawn; the budget is "
+        f"{epochs} x {steps} steps"
+    )
+    assert ledger.forward_passes >= epochs * steps and ledger.backward_passes >= epochs * steps, (
+        f"{where}: the ledger counts {ledger.forward_passes} forward / {ledger.backward_passes} "
+        f"backward passes for {epochs * steps} steps; use the context's loss/grad/backward"
+    )
+    cost = ledger.to_cost_ledger().to_dict()
+    assert all(cost[k] is not None for k in ("device_seconds", "epochs", "forward_passes")), (
+        f"{where}: incomplete cost ledger {cost}"
+    )
+    assert first.shape == (epochs + 1, 6, 5) and np.isfinite(first).all(), (
+        f"{where}: final_weights must give finite (6, 5) weights; got shape {first.shape[1:]}"
+    )
+    again = _tiny_search(cls, 1, epochs, steps)[1]
+    other = _tiny_search(cls, 2, epochs, steps)[1]
+    assert np.array_equal(first, again), (
+        f"{where}: the same seed gave different architecture-weight trajectories"
+    )
+    assert not np.allclose(first, other), (
+        f"{where}: a different seed gave the same architecture-weight trajectory"
+    )
+    logger.debug("%s passed (%d forward passes)", where, ledger.forward_passes)

@@ -8,8 +8,10 @@ query is charged. Cards are frozen, versioned and serialisable.
 
 Black-box methods implement :class:`BlackBoxMethod` (``setup`` / ``ask`` / ``tell`` /
 ``recommend``); the harness owns the loop (:func:`harness.oracle.run_search`) and the only door
-to the benchmark (:class:`harness.oracle.Oracle`). :class:`SupernetMethod` is what a
-weight-sharing method shares with them.
+to the benchmark (:class:`harness.oracle.Oracle`). :class:`SupernetMethod`
+(:mod:`harness.supernet.method`, re-exported lazily: it imports torch) is the other kind; both
+kinds share one registry (:mod:`harness.registry`: :func:`get_method`, :func:`method_names`,
+:func:`method_kind`, ...), whose public names are re-exported here.
 
 ``Oracle``, ``FitnessTables``, ``run_search`` and ``synthetic_tables`` live in
 :mod:`harness.oracle` and are re-exported lazily from this module.
@@ -25,20 +27,31 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from harness.bench import names
 from harness.errors import ConfigError, unknown
+from harness.registry import (
+    KINDS,
+    get_method,
+    make_method,
+    method_kind,
+    method_names,
+    register_method,
+    register_supernet_method,
+)
 from harness.search_utils import SearchHistory
 from harness.spaces import Space, space_names
 
 if TYPE_CHECKING:
     from harness.oracle import FitnessTables, Oracle, run_search, synthetic_tables
+    from harness.supernet.method import SupernetMethod
 
 __all__ = [
     "CHARGES",
+    "KINDS",
     "PROTOCOLS",
     "BlackBoxMethod",
     "CostLedger",
@@ -53,9 +66,11 @@ __all__ = [
     "get_method",
     "get_protocol",
     "make_method",
+    "method_kind",
     "method_names",
     "protocol_names",
     "register_method",
+    "register_supernet_method",
     "run_search",
     "synthetic_tables",
 ]
@@ -327,73 +342,6 @@ class BlackBoxMethod(abc.ABC):
         return f"{type(self).__name__}({self.config!r})"
 
 
-class SupernetMethod(Protocol):
-    """What every weight-sharing method shares with black-box ones: a registered ``name`` and
-    a frozen ``Config`` that a run record stores. The rest of its interface (architecture
-    state, edge weights for the forward pass, per-step update rule) belongs to the supernet
-    loop, which the harness owns (:mod:`harness.supernet.search`); its runs are recorded with
-    the same run rows and :class:`CostLedger` (measured fields filled, simulated ones None).
-    """
-
-    name: ClassVar[str]
-    Config: ClassVar[type[Any]]
-    config: Any
-
-
-# --------------------------------------------------------------------------- registry
-_REGISTRY: dict[str, type[BlackBoxMethod]] = {}
-M = TypeVar("M", bound=type[BlackBoxMethod])
-
-
-def register_method(cls: M) -> M:
-    """Class decorator: add a black-box method to the registry under ``cls.name``."""
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{cls.__qualname__} needs a non-empty class attribute 'name'")
-    config = getattr(cls, "Config", None)
-    if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):  # type: ignore[union-attr]
-        raise ConfigError(f"{cls.__qualname__}.Config must be a frozen dataclass")
-    old = _REGISTRY.get(name)
-    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ConfigError(f"method name {name!r} is taken by {old.__module__}.{old.__qualname__}")
-    _REGISTRY[name] = cls
-    return cls
-
-
-def _load_builtin() -> None:
-    # The built-in methods register themselves on import of the ``methods`` package.
-    importlib.import_module("methods")
-
-
-def method_names() -> tuple[str, ...]:
-    """Names of every registered method (the built-in ones included), sorted."""
-    _load_builtin()
-    return tuple(sorted(_REGISTRY))
-
-
-def get_method(name: str) -> type[BlackBoxMethod]:
-    """The method class registered as ``name``."""
-    if name not in _REGISTRY:
-        _load_builtin()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(unknown("method", name, sorted(_REGISTRY))) from None
-
-
-def make_method(name: str, **overrides: Any) -> BlackBoxMethod:
-    """An instance of method ``name`` whose config is the defaults with ``overrides``."""
-    cls = get_method(name)
-    allowed = [f.name for f in dataclasses.fields(cls.Config)]
-    for key in overrides:
-        if key not in allowed:
-            raise ConfigError(unknown(f"hyperparameter of {name}", key, allowed))
-    try:
-        return cls(cls.Config(**overrides))
-    except TypeError as err:  # e.g. a non-comparable value in a validation check
-        raise ConfigError(f"bad hyperparameters for {name}: {err}") from None
-
-
 # --------------------------------------------------------------------------- lazy re-exports
 _ORACLE_NAMES = ("FitnessTables", "Oracle", "run_search", "synthetic_tables")
 
@@ -402,4 +350,8 @@ def __getattr__(name: str) -> Any:
     if name in _ORACLE_NAMES:
         module = importlib.import_module("harness.oracle")
         return getattr(module, name)
+    if name == "SupernetMethod":  # imports torch, so only on demand
+        return importlib.import_module("harness.supernet.method").SupernetMethod
+    if name.startswith("_variant_"):  # registry variants pickled when they lived here
+        return getattr(importlib.import_module("harness.registry"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

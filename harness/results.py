@@ -19,6 +19,11 @@ Trajectories keep the steps at which the incumbent changed plus the last step: t
 is a step function of simulated time, so nothing is lost. ``incumbent_test`` is the test
 accuracy of the incumbent at the protocol's report schedule (seed mean) and ``regret`` the
 best test accuracy of the eval task minus it (percentage points). Missing is null.
+
+:class:`ResultsDir` takes its table schemas from class attributes, so another kind of run
+(supernet sweeps, :mod:`harness.supernet.sweep`) keeps the same conventions with its own
+columns. Building a black-box run's record (:func:`~harness.records.report_table`,
+:func:`~harness.records.make_record`) lives in :mod:`harness.records` (re-exported here).
 """
 
 from __future__ import annotations
@@ -31,25 +36,22 @@ import platform
 import subprocess
 import tempfile
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
-from harness.bench import names
 from harness.errors import ArchiveError, ConfigError
-from harness.spaces import get_space
 
 if TYPE_CHECKING:
     from harness.bench.store import Store
-    from harness.protocol import ProtocolCard, SearchOutcome
-    from harness.runner import RunSpec
+    from harness.protocol import ProtocolCard
+    from harness.records import ReportTable as ReportTable
+    from harness.records import make_record as make_record
+    from harness.records import report_table as report_table
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +169,21 @@ def _typed(
 
 
 class ResultsDir:
-    """A results directory: finished-run lookup, atomic run files, consolidation, manifest."""
+    """A results directory: finished-run lookup, atomic run files, consolidation, manifest.
+
+    Subclasses may change the schemas: ``run_columns`` (run table columns -> dtypes),
+    ``trajectory_columns`` and ``trajectory_varying`` (see :data:`TRAJECTORY_VARYING`), the
+    ``trajectory_file`` name and ``run_order`` (the run table's sort columns).
+    """
+
+    run_columns: ClassVar[Mapping[str, str]] = RUN_COLUMNS
+    trajectory_columns: ClassVar[Mapping[str, str]] = TRAJECTORY_COLUMNS
+    trajectory_varying: ClassVar[tuple[str, ...]] = TRAJECTORY_VARYING
+    trajectory_file: ClassVar[str] = TRAJECTORIES_FILE
+    trajectory_order: ClassVar[tuple[str, ...]] = ("run_key", "eval_dataset", "step")
+    run_order: ClassVar[tuple[str, ...]] = (
+        "method", "config", "dataset", "eval_dataset", "seed", "run_key",
+    )  # fmt: skip
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -270,25 +286,25 @@ class ResultsDir:
         """
         files = self.run_files()
         run_rows: list[dict[str, Any]] = []
-        traj_cols: dict[str, list[Any]] = {c: [] for c in TRAJECTORY_COLUMNS}
+        traj_cols: dict[str, list[Any]] = {c: [] for c in self.trajectory_columns}
         for key in sorted(files):
             record = self.read_run(key)
             run_rows.extend(record.rows)
-            _append_trajectory(traj_cols, record)
-        runs = _typed(run_rows, RUN_COLUMNS)
-        traj = _typed(traj_cols, TRAJECTORY_COLUMNS)
+            _append_trajectory(traj_cols, record, self.trajectory_varying)
+        runs = _typed(run_rows, self.run_columns)
+        traj = _typed(traj_cols, self.trajectory_columns)
         old_runs, old_traj = self._existing_tables()
         if old_runs is not None and old_traj is not None:
             keep_runs = old_runs[~old_runs["run_key"].isin(files)]
             keep_traj = old_traj[~old_traj["run_key"].isin(files)]
             runs = pd.concat([keep_runs, runs], ignore_index=True) if len(keep_runs) else runs
             traj = pd.concat([keep_traj, traj], ignore_index=True) if len(keep_traj) else traj
-        runs = runs.sort_values(["method", "config", "dataset", "eval_dataset", "seed", "run_key"])
-        traj = traj.sort_values(["run_key", "eval_dataset", "step"])
+        runs = runs.sort_values(list(self.run_order), kind="stable")
+        traj = traj.sort_values(list(self.trajectory_order), kind="stable")
         runs, traj = runs.reset_index(drop=True), traj.reset_index(drop=True)
         self.path.mkdir(parents=True, exist_ok=True)
         _atomic(self.path / RUNS_FILE, lambda tmp: runs.to_parquet(tmp, index=False))
-        _atomic(self.path / TRAJECTORIES_FILE, lambda tmp: traj.to_parquet(tmp, index=False))
+        _atomic(self.path / self.trajectory_file, lambda tmp: traj.to_parquet(tmp, index=False))
         logger.info("consolidated %d run rows, %d trajectory rows", len(runs), len(traj))
         if prune:
             for path in files.values():
@@ -298,12 +314,12 @@ class ResultsDir:
         return runs, traj
 
     def _existing_tables(self) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-        runs_file, traj_file = self.path / RUNS_FILE, self.path / TRAJECTORIES_FILE
+        runs_file, traj_file = self.path / RUNS_FILE, self.path / self.trajectory_file
         if not (runs_file.is_file() and traj_file.is_file()):
             return None, None
         return (
-            pd.read_parquet(runs_file).astype(RUN_COLUMNS),
-            pd.read_parquet(traj_file).astype(TRAJECTORY_COLUMNS),
+            pd.read_parquet(runs_file).astype(dict(self.run_columns)),
+            pd.read_parquet(traj_file).astype(dict(self.trajectory_columns)),
         )
 
     def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -318,13 +334,15 @@ class ResultsDir:
         return runs, traj
 
 
-def _append_trajectory(cols: dict[str, list[Any]], record: RunRecord) -> None:
+def _append_trajectory(
+    cols: dict[str, list[Any]], record: RunRecord, varying: tuple[str, ...]
+) -> None:
     if not record.rows:
         return
-    n = len(record.trajectory.get("step", []))
+    n = len(record.trajectory.get(varying[0], [])) if varying else 0
     head = record.rows[0]
-    for name in TRAJECTORY_COLUMNS:
-        if name in TRAJECTORY_VARYING:
+    for name in cols:
+        if name in varying:
             cols[name].extend(record.trajectory[name])
         else:
             cols[name].extend([head[name]] * n)
@@ -366,126 +384,15 @@ def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str | None]:
     return out
 
 
-def machine_info() -> dict[str, Any]:
-    """Platform, Python and CPU count of the machine that ran the sweep."""
+def machine_info(device: str = "cpu") -> dict[str, Any]:
+    """Platform, Python, CPU count and compute ``device`` of the machine that ran the sweep."""
     return {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "device": "cpu",
+        "device": device,
     }
-
-
-# --------------------------------------------------------------------------- building records
-@dataclass(frozen=True, eq=False)
-class ReportTable:
-    """What a chosen architecture is reported with, for one (data, report hp, eval task).
-
-    Arrays are ``(n_archs,)`` float64, NaN where the store lacks the value: ``test`` and
-    ``valid`` accuracy (%, seed mean), ``rank`` (1 = best test accuracy; ties share the best
-    rank) and ``percentile`` (share of architectures, in %, whose test accuracy is at most
-    this one's: 100 for the best). ``best`` is the highest test accuracy.
-    """
-
-    test: npt.NDArray[np.float64]
-    valid: npt.NDArray[np.float64]
-    rank: npt.NDArray[np.float64]
-    percentile: npt.NDArray[np.float64]
-    best: float
-
-
-_REPORTS: weakref.WeakKeyDictionary[Store, dict[tuple[str, str], ReportTable]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def report_table(store: Store, hp: str, task: str) -> ReportTable:
-    """The :class:`ReportTable` of ``task`` at schedule ``hp`` (computed once per store)."""
-    cached = _REPORTS.setdefault(store, {})
-    if (hp, task) not in cached:
-        test = store.metric_all(*names.resolve(task, "test"), hp, "accuracy", "mean").astype(
-            np.float64
-        )
-        dataset, split = names.resolve(task, "valid")
-        block = store.block(dataset, hp)
-        valid = (
-            store.metric_all(dataset, split, hp, "accuracy", "mean").astype(np.float64)
-            if split in block.splits
-            else np.full(test.shape, np.nan)
-        )
-        present = np.sort(test[~np.isnan(test)])
-        if not present.size:
-            raise ConfigError(f"store {store.path.name} has no test accuracy for {task} @ hp {hp}")
-        at_most = np.searchsorted(present, test, side="right").astype(np.float64)
-        rank = np.where(np.isnan(test), np.nan, 1 + present.size - at_most)
-        percentile = np.where(np.isnan(test), np.nan, 100.0 * at_most / present.size)
-        cached[(hp, task)] = ReportTable(test, valid, rank, percentile, float(present[-1]))
-    return cached[(hp, task)]
-
-
-def _num(values: npt.NDArray[np.float64], index: int) -> float | None:
-    value = float(values[index])
-    return None if math.isnan(value) else value
-
-
-def _changes(points: list[Any]) -> list[Any]:
-    """Trajectory points where the incumbent (or its best valid) changed, plus the last."""
-    kept = [p for i, p in enumerate(points) if i == 0 or p[2:4] != points[i - 1][2:4]]
-    if points and kept[-1] is not points[-1]:
-        kept.append(points[-1])
-    return kept
-
-
-def make_record(
-    spec: RunSpec,
-    outcome: SearchOutcome | None,
-    wall_seconds: float | None,
-    reports: Mapping[str, ReportTable],
-    error: str | None,
-) -> RunRecord:
-    """The record of one run: a row per eval task and the compressed trajectory.
-
-    ``outcome`` None means the run failed with ``error`` (status ``failed``, results null).
-    """
-    base = dict.fromkeys(RUN_COLUMNS)
-    base.update(
-        run_key=spec.key, method=spec.method, config=spec.config, space=spec.space,
-        dataset=spec.task, protocol=spec.protocol, seed=spec.seed, budget=spec.budget,
-        wall_seconds=wall_seconds, synthetic=spec.synthetic, data_checksum=spec.data_checksum,
-        rng_entropy=json.dumps(spec.entropy), status="ok" if outcome is not None else "failed",
-        error=error,
-    )  # fmt: skip
-    traj: dict[str, list[Any]] = {c: [] for c in TRAJECTORY_VARYING}
-    if outcome is None:
-        return RunRecord(
-            spec.key, tuple({**base, "eval_dataset": e} for e in spec.eval_tasks), traj
-        )
-    arch = outcome.arch
-    rows = []
-    points = _changes(outcome.trajectory)
-    for task in spec.eval_tasks:
-        rep = reports[task]
-        test = _num(rep.test, arch)
-        rank = _num(rep.rank, arch)
-        rows.append({
-            **base, "eval_dataset": task, "arch_index": arch,
-            "arch": get_space(spec.space).index_to_str(arch), "valid_acc": _num(rep.valid, arch),
-            "test_acc": test, "regret": None if test is None else rep.best - test,
-            "rank": None if rank is None else int(rank), "percentile": _num(rep.percentile, arch),
-            "sim_seconds": outcome.spent, "queries": outcome.queries,
-            "distinct_archs": outcome.distinct_archs,
-        })  # fmt: skip
-        for step, spent, incumbent, inc_valid in points:
-            inc_test = _num(rep.test, incumbent)
-            traj["eval_dataset"].append(task)
-            traj["step"].append(step)
-            traj["sim_seconds"].append(spent)
-            traj["incumbent_index"].append(incumbent)
-            traj["incumbent_valid"].append(inc_valid)
-            traj["incumbent_test"].append(inc_test)
-            traj["regret"].append(None if inc_test is None else rep.best - inc_test)
-    return RunRecord(spec.key, tuple(rows), traj)
 
 
 def sweep_manifest(
@@ -507,3 +414,15 @@ def sweep_manifest(
             for label, card in cards.items()
         },
     }  # fmt: skip
+
+
+_RECORD_NAMES = ("ReportTable", "make_record", "report_table")
+
+
+def __getattr__(name: str) -> Any:
+    # Record building moved to harness.records (which imports this module): re-export lazily.
+    if name in _RECORD_NAMES:
+        import harness.records
+
+        return getattr(harness.records, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

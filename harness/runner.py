@@ -1,28 +1,20 @@
-"""Experiments x seeds -> runs: the grid, run keys, RNG streams, resume and parallel execution.
+"""Experiments x seeds -> runs: run keys, RNG streams, resume and parallel execution.
 
-A :class:`Grid` (methods x spaces x tasks x seeds x protocols, plus per-method hyperparameter
-overrides and optional budget overrides) comes from flags or a small TOML file
-(:func:`load_grid`). :func:`plan_runs` validates everything against a store and expands the
-grid into :class:`RunSpec` cells, each with an idempotent key over (method, full config, space,
+A :class:`~harness.grid.Grid` (:mod:`harness.grid`: methods x spaces x tasks x seeds x
+protocols, from flags or TOML) is validated against a store and expanded by :func:`plan_runs`
+into :class:`RunSpec` cells, each with an idempotent key over (method, full config, space,
 task, protocol, seed, data checksum). :func:`run_sweep` skips finished keys, runs the rest in
 chunks with joblib (loky processes, or dask with a ``distributed`` client) and writes each run
-atomically (:mod:`harness.results`), then consolidates the tables and the manifest.
+atomically (:mod:`harness.results`), then consolidates the tables and the manifest. Only
+black-box methods run here; supernet methods run with ``harness supernet run``
+(:mod:`harness.supernet.sweep`).
 
 Randomness: each run owns ``SeedSequence(entropy=[seed, *cell_hash])`` (the cell hash is a
 stable SHA-256 of method, config, space, task and protocol), spawned into two streams: child 0
 drives the method, child 1 the oracle (training-seed draws). No global random state is used.
 
-Grid TOML::
-
-    methods = ["random_search", "rea", {name = "rea", population_size = 20}]
-    tasks = ["cifar10", "cifar100"]        # default: the protocol's tasks
-    seeds = "0-499"                        # "N", "A-B" (inclusive), lists: "0-9,20"
-    protocol = "nats-tss"                  # or protocols = [...]
-    spaces = ["tss"]                       # default: the protocols' spaces
-    store = "tss-public"                   # optional
-    budget = 10000                         # optional: seconds for every task, or a table
-    [config.reinforce]                     # overrides for plain-named entries of a method
-    learning_rate = 0.02
+The grid names (:func:`load_grid`, :func:`parse_seeds`, :class:`Grid`, :class:`MethodSpec`,
+:data:`METHOD_ALIASES`) are re-exported from :mod:`harness.grid`.
 """
 
 from __future__ import annotations
@@ -31,10 +23,8 @@ import hashlib
 import json
 import logging
 import math
-import re
 import time
-import tomllib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,205 +34,44 @@ import numpy as np
 from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
-from harness import results
+from harness import records, results
 from harness.bench import names
 from harness.bench.store import Store, list_stores, open_store
 from harness.errors import ConfigError, HarnessError, unknown
-from harness.oracle import FitnessTables, run_search
-from harness.protocol import (
-    ProtocolCard,
-    get_method,
-    get_protocol,
-    make_method,
-    method_names,
-    protocol_names,
+from harness.grid import (
+    METHOD_ALIASES,
+    Grid,
+    MethodSpec,
+    load_grid,
+    parse_seeds,
+    require_blackbox,
 )
-from harness.spaces import space_names
+from harness.grid import canonical_json as _canonical
+from harness.oracle import FitnessTables, run_search
+from harness.protocol import ProtocolCard, get_protocol
+from harness.registry import make_method
+
+__all__ = [
+    "BACKENDS",
+    "METHOD_ALIASES",
+    "Grid",
+    "MethodSpec",
+    "RunSpec",
+    "SweepSummary",
+    "default_store",
+    "load_grid",
+    "open_data",
+    "parse_seeds",
+    "plan_runs",
+    "protocol_label",
+    "run_chunk",
+    "run_one",
+    "run_sweep",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Short names accepted for registered methods.
-METHOD_ALIASES: Mapping[str, str] = {
-    "rs": "random_search", "random": "random_search", "alpha-nas": "alpha_nas",
-    "alphanas": "alpha_nas", "regularized_evolution": "rea",
-}  # fmt: skip
 BACKENDS: tuple[str, ...] = ("loky", "dask")
-_TOML_KEYS = ("methods", "spaces", "space", "tasks", "seeds", "protocol", "protocols", "store",
-              "budget", "config")  # fmt: skip
-_SEED_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
-
-
-# --------------------------------------------------------------------------- grid
-def parse_seeds(spec: str | int | Sequence[int]) -> tuple[int, ...]:
-    """Seeds from ``"0-499"`` (inclusive), ``"0,3,7-9"``, an int or a list of ints."""
-    if isinstance(spec, bool):
-        raise ConfigError(f"seeds must be a range like '0-499' or a list of ints, got {spec!r}")
-    if isinstance(spec, int):
-        parts: list[int] = [spec]
-    elif isinstance(spec, str):
-        parts = []
-        for part in spec.split(","):
-            match = _SEED_PART.match(part)
-            if match is None:
-                raise ConfigError(
-                    f"malformed seed range {part.strip()!r} in {spec!r}: expected 'N', "
-                    "'A-B' (inclusive, A <= B) or a comma-separated list, e.g. '0-499' or '0,7-9'"
-                )
-            lo = int(match[1])
-            hi = lo if match[2] is None else int(match[2])
-            if hi < lo:
-                raise ConfigError(f"empty seed range {part.strip()!r}: {lo} > {hi}")
-            parts.extend(range(lo, hi + 1))
-    else:
-        parts = list(spec)
-    bad = [s for s in parts if isinstance(s, bool) or not isinstance(s, int) or s < 0]
-    if bad or not parts:
-        raise ConfigError(f"seeds must be a non-empty list of ints >= 0, got {spec!r}")
-    dup = sorted({s for s in parts if parts.count(s) > 1}) if len(set(parts)) < len(parts) else []
-    if dup:
-        raise ConfigError(f"seeds listed twice: {dup[:10]}")
-    return tuple(parts)
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """A registered method name (aliases resolved) and its hyperparameter overrides (JSON)."""
-
-    name: str
-    overrides: str = "{}"
-
-    @staticmethod
-    def make(name: str, overrides: Mapping[str, Any] | None = None) -> MethodSpec:
-        canonical = METHOD_ALIASES.get(str(name), str(name))
-        try:
-            get_method(canonical)
-        except ConfigError:
-            known = [*method_names(), *METHOD_ALIASES]
-            raise ConfigError(unknown("method", name, known)) from None
-        return MethodSpec(canonical, _canonical(dict(overrides or {})))
-
-    def instance_config(self) -> str:
-        """The full config (defaults + overrides) as canonical JSON; validates overrides."""
-        method = make_method(self.name, **json.loads(self.overrides))
-        return _canonical(asdict(method.config))
-
-
-@dataclass(frozen=True)
-class Grid:
-    """What to run; ``budgets`` maps task (or ``"*"``) to simulated seconds (overrides)."""
-
-    methods: tuple[MethodSpec, ...]
-    spaces: tuple[str, ...]
-    tasks: tuple[str, ...]
-    seeds: tuple[int, ...]
-    protocols: tuple[str, ...]
-    budgets: tuple[tuple[str, float], ...] = ()
-    store: str | None = None
-
-    def describe(self) -> dict[str, Any]:
-        """A JSON-serialisable description (for the manifest)."""
-        methods = [{"name": m.name, "overrides": json.loads(m.overrides)} for m in self.methods]
-        return {
-            "methods": methods, "spaces": list(self.spaces), "tasks": list(self.tasks),
-            "seeds": _seed_text(self.seeds), "protocols": list(self.protocols),
-            "budgets": dict(self.budgets), "store": self.store,
-        }  # fmt: skip
-
-
-def _seed_text(seeds: Sequence[int]) -> str:
-    if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
-        return f"{seeds[0]}-{seeds[-1]}"
-    return ",".join(map(str, seeds))
-
-
-def _listify(value: Any, what: str) -> list[Any]:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, list | tuple):
-        return list(value)
-    raise ConfigError(f"{what} must be a string or a list, got {value!r}")
-
-
-def _method_specs(entries: Iterable[Any], config: Mapping[str, Any]) -> tuple[MethodSpec, ...]:
-    specs = []
-    for entry in entries:
-        if isinstance(entry, Mapping):
-            if "name" not in entry:
-                raise ConfigError(f"a method table needs a 'name', got {dict(entry)}")
-            rest = {k: v for k, v in entry.items() if k != "name"}
-            specs.append(MethodSpec.make(entry["name"], rest))
-        else:
-            name = METHOD_ALIASES.get(str(entry), str(entry))
-            specs.append(MethodSpec.make(name, config.get(name, config.get(str(entry)))))
-    if not specs:
-        raise ConfigError("no methods given; registered: " + ", ".join(method_names()))
-    return tuple(specs)
-
-
-def _budgets(value: Any) -> tuple[tuple[str, float], ...]:
-    items = value.items() if isinstance(value, Mapping) else [("*", value)]
-    out = []
-    for task, seconds in items:
-        if task != "*" and task not in names.TASKS:
-            _bad_task(task)
-        ok = isinstance(seconds, int | float) and not isinstance(seconds, bool)
-        if not (ok and math.isfinite(seconds) and seconds > 0):
-            raise ConfigError(
-                f"budget for {task} must be a finite number of seconds > 0, got {seconds!r}"
-            )
-        out.append((str(task), float(seconds)))
-    return tuple(sorted(out))
-
-
-def _bad_task(task: str) -> None:
-    raise ConfigError(unknown("task", task, names.TASKS))
-
-
-def load_grid(config: str | Path | None = None, **flags: Any) -> Grid:
-    """A grid from an optional TOML file, with non-None ``flags`` taking precedence.
-
-    Flags: ``methods``, ``spaces``, ``tasks``, ``seeds``, ``protocols``, ``store``, ``budget``
-    (strings are comma-separated lists). Spaces and tasks default to the protocols' own.
-    """
-    data: dict[str, Any] = {}
-    if config is not None:
-        try:
-            data = tomllib.loads(Path(config).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise ConfigError(f"cannot read grid file {config}: {err}") from None
-        for key in data:
-            if key not in _TOML_KEYS:
-                raise ConfigError(unknown("grid file key", key, _TOML_KEYS))
-        data["spaces"] = data.pop("space", data.get("spaces"))
-        data["protocols"] = data.pop("protocol", data.get("protocols"))
-    data.update({k: v for k, v in flags.items() if v is not None})
-    if data.get("protocols") is None:
-        raise ConfigError("no protocol given; known: " + ", ".join(protocol_names()))
-    cards = [get_protocol(p) for p in _listify(data["protocols"], "protocols")]
-    if data.get("methods") is None or data.get("seeds") is None:
-        raise ConfigError("a grid needs methods and seeds (e.g. --methods rs,rea --seeds 0-9)")
-    overrides = data.get("config") or {}
-    spaces = _listify(data.get("spaces") or sorted({c.space for c in cards}), "spaces")
-    tasks = _listify(
-        data.get("tasks") or list(dict.fromkeys(t for c in cards for t in c.tasks)), "tasks"
-    )
-    for space in spaces:
-        if space not in space_names():
-            raise ConfigError(unknown("space", space, space_names()))
-    for task in tasks:
-        if task not in names.TASKS:
-            _bad_task(task)
-    return Grid(
-        methods=_method_specs(_listify(data["methods"], "methods"), overrides),
-        spaces=tuple(spaces), tasks=tuple(tasks), seeds=parse_seeds(data["seeds"]),
-        protocols=tuple(c.name for c in cards),
-        budgets=_budgets(data["budget"]) if data.get("budget") is not None else (),
-        store=data.get("store"),
-    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- run cells
@@ -311,6 +140,7 @@ def _check_store(store: Store, card: ProtocolCard, task: str, eval_tasks: Sequen
 
 def plan_runs(grid: Grid, store: Store) -> list[RunSpec]:
     """Expand and validate ``grid`` against ``store`` (:class:`ConfigError`; writes nothing)."""
+    require_blackbox(m.name for m in grid.methods)
     configs = {m: m.instance_config() for m in grid.methods}
     cards = [get_protocol(p) for p in grid.protocols]
     for space in grid.spaces:
@@ -377,10 +207,10 @@ def run_one(spec: RunSpec, store: Store) -> results.RunRecord:
         logger.warning(
             "run %s (%s, %s, seed %d) failed: %r", spec.key, spec.method, spec.task, spec.seed, err
         )
-        return results.make_record(spec, None, None, {}, f"{type(err).__name__}: {err}")
+        return records.make_record(spec, None, None, {}, f"{type(err).__name__}: {err}")
     wall = time.perf_counter() - start
-    reports = {e: results.report_table(store, card.report_hp, e) for e in spec.eval_tasks}
-    return results.make_record(spec, outcome, wall, reports, None)
+    reports = {e: records.report_table(store, card.report_hp, e) for e in spec.eval_tasks}
+    return records.make_record(spec, outcome, wall, reports, None)
 
 
 def run_chunk(specs: Sequence[RunSpec], store_path: str) -> list[results.RunRecord]:

@@ -1,9 +1,22 @@
 """Search methods, one module each; importing this package registers them all.
 
+Black-box methods register themselves on import. Supernet methods are registered by location
+and imported on first use, so that importing this package (and listing the methods) does not
+import torch. ``darts_v1`` / ``darts_v2`` are DARTS with ``order`` 1 / 2; GAEA's single-level
+(default) and bilevel variants are one method with the ``single_level`` switch.
+
 Use :func:`harness.protocol.get_method` / :func:`harness.protocol.make_method` to build one
 by name.
 """
 
+from harness.protocol import register_supernet_method
 from methods import alpha_nas, random_search, rea, reinforce
 
 __all__ = ["alpha_nas", "random_search", "rea", "reinforce"]
+
+register_supernet_method("darts_v1", "methods.darts:Darts", order=1)
+register_supernet_method("darts_v2", "methods.darts:Darts", order=2)
+register_supernet_method("gaea", "methods.gaea:Gaea")
+register_supernet_method("rarts", "methods.rarts:Rarts")
+register_supernet_method("gdas", "methods.gdas:Gdas")
+register_supernet_method("drnas", "methods.drnas:Drnas")

@@ -1,7 +1,8 @@
-"""Shared fixtures: locating the shared development data.
+"""Shared fixtures: locating the shared development data, and a tiny benchmark store.
 
 Tests that need ``../shared/data`` (or ``$HARNESS_SHARED_DATA``) skip with a reason when it is
-absent, and fail instead when ``HARNESS_REQUIRE_SHARED=1`` (as in CI).
+absent, and fail instead when ``HARNESS_REQUIRE_SHARED=1`` (as in CI). ``tiny_store`` is a
+small made-up tss store (whole space, smooth accuracies) built once per session.
 """
 
 from __future__ import annotations
@@ -9,9 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from harness.bench.store import Store, open_store
+from harness.bench.tidy import import_table
 from harness.paths import shared_data_dir
+from harness.spaces import get_space, tss
 
 
 def _require_shared() -> bool:
@@ -54,3 +60,82 @@ def sss_samples(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def tss_public_table(shared_data: Path) -> Path:
     return shared_path(shared_data, "nats-tss-public", "nats_tss_public.csv.gz")
+
+
+# --------------------------------------------------------------------------- a tiny benchmark
+def tiny_table(seed: int = 0) -> pd.DataFrame:
+    """A tidy table over the whole tss space: hp-12 fitness (seeds 777, 888) and train/eval
+    times for all three tasks, hp-200 seed-mean valid and test accuracy. Accuracy is a smooth
+    function of the ops, so search beats chance; values depend only on ``seed``."""
+    rng = np.random.default_rng(seed)
+    space = get_space("tss")
+    ops = space.all_choices().astype(np.int64)  # (n, 6)
+    n = space.num_archs
+    quality = rng.normal(size=(6, 5))[np.arange(6), ops].sum(axis=1)
+    quality = (quality - quality.min()) / np.ptp(quality)  # (n,) in [0, 1]
+    cost = 60.0 + rng.uniform(20, 120, size=(6, 5))[np.arange(6), ops].sum(axis=1)
+    parts = []
+
+    def add(
+        dataset: str, hp: str, split: str, metric: str, values: np.ndarray, seed_: object
+    ) -> None:
+        epoch = float(int(hp) - 1) if metric == "accuracy" else np.nan
+        parts.append(
+            pd.DataFrame(
+                {
+                    "index": np.arange(n),
+                    "dataset": dataset,
+                    "hp": hp,
+                    "seed": seed_,
+                    "epoch": epoch,
+                    "split": split,
+                    "metric": metric,
+                    "value": values,
+                }
+            )
+        )
+
+    tops = {"cifar10": 95.0, "cifar100": 74.0, "ImageNet16-120": 47.0}
+    for task, top in tops.items():
+        fit_set = "cifar10-valid" if task == "cifar10" else task
+        for s in (777, 888):
+            noise = rng.normal(scale=0.4, size=n)
+            add(fit_set, "12", "x-valid", "accuracy", top - 12 - 25 * (1 - quality) + noise, s)
+            add(fit_set, "12", "", "train_time_s", cost * rng.uniform(0.97, 1.03, n), s)
+            add(fit_set, "12", "x-valid", "eval_time_s", 12 * 2.0 * np.ones(n), s)
+        test = top - 20 * (1 - quality) + rng.normal(scale=0.3, size=n)
+        add(fit_set, "200", "x-valid", "accuracy", test - 2.5, np.nan)
+        add(task, "200", "ori-test" if task == "cifar10" else "x-test", "accuracy", test, np.nan)
+    frame = pd.concat(parts, ignore_index=True)
+    frame["space"] = "tss"
+    frame["arch"] = np.array(tss.all_strings(), dtype=object)[frame["index"]]
+    frame["seed"] = frame["seed"].astype("Float64")
+    frame["source"] = "tiny-test"
+    return frame[
+        [
+            "space",
+            "index",
+            "arch",
+            "dataset",
+            "hp",
+            "seed",
+            "epoch",
+            "split",
+            "metric",
+            "value",
+            "source",
+        ]
+    ]
+
+
+def make_tiny_store(dest: Path, seed: int = 0) -> Store:
+    """Write :func:`tiny_table` and import it as a store at ``dest``."""
+    table = dest.parent / f"{dest.name}.parquet"
+    tiny_table(seed).to_parquet(table, index=False)
+    return open_store(import_table(table, dest, progress=False))
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """One tiny tss store (:func:`tiny_table`, seed 0) per test session."""
+    return make_tiny_store(tmp_path_factory.mktemp("stores") / "tiny")

@@ -17,104 +17,20 @@ import pytest
 
 from harness import runner
 from harness.bench.store import Store, open_store
-from harness.bench.tidy import import_table
 from harness.errors import ConfigError
 from harness.results import RUN_COLUMNS, ResultsDir, RunRecord
-from harness.spaces import get_space, tss
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Budget small enough for fast tests (about 20 queries of the tiny table).
+#: Budget small enough for fast tests (about 20 queries of the tiny table, tests/conftest.py).
 BUDGET = 3000.0
 #: Budget of the SIGKILL test: long enough runs (about 300 queries) to kill a sweep mid-way.
 KILL_BUDGET = 150000.0
 
 
-# --------------------------------------------------------------------------- a tiny benchmark
-def tiny_table(seed: int = 0) -> pd.DataFrame:
-    """A tidy table over the whole tss space: hp-12 fitness (seeds 777, 888) and train/eval
-    times for all three tasks, hp-200 seed-mean valid and test accuracy. Accuracy is a smooth
-    function of the ops, so search beats chance; values depend only on ``seed``."""
-    rng = np.random.default_rng(seed)
-    space = get_space("tss")
-    ops = space.all_choices().astype(np.int64)  # (n, 6)
-    n = space.num_archs
-    quality = rng.normal(size=(6, 5))[np.arange(6), ops].sum(axis=1)
-    quality = (quality - quality.min()) / np.ptp(quality)  # (n,) in [0, 1]
-    cost = 60.0 + rng.uniform(20, 120, size=(6, 5))[np.arange(6), ops].sum(axis=1)
-    parts = []
-
-    def add(
-        dataset: str, hp: str, split: str, metric: str, values: np.ndarray, seed_: object
-    ) -> None:
-        epoch = float(int(hp) - 1) if metric == "accuracy" else np.nan
-        parts.append(
-            pd.DataFrame(
-                {
-                    "index": np.arange(n),
-                    "dataset": dataset,
-                    "hp": hp,
-                    "seed": seed_,
-                    "epoch": epoch,
-                    "split": split,
-                    "metric": metric,
-                    "value": values,
-                }
-            )
-        )
-
-    tops = {"cifar10": 95.0, "cifar100": 74.0, "ImageNet16-120": 47.0}
-    for task, top in tops.items():
-        fit_set = "cifar10-valid" if task == "cifar10" else task
-        for s in (777, 888):
-            noise = rng.normal(scale=0.4, size=n)
-            add(fit_set, "12", "x-valid", "accuracy", top - 12 - 25 * (1 - quality) + noise, s)
-            add(fit_set, "12", "", "train_time_s", cost * rng.uniform(0.97, 1.03, n), s)
-            add(fit_set, "12", "x-valid", "eval_time_s", 12 * 2.0 * np.ones(n), s)
-        test = top - 20 * (1 - quality) + rng.normal(scale=0.3, size=n)
-        add(fit_set, "200", "x-valid", "accuracy", test - 2.5, np.nan)
-        add(task, "200", "ori-test" if task == "cifar10" else "x-test", "accuracy", test, np.nan)
-    frame = pd.concat(parts, ignore_index=True)
-    frame["space"] = "tss"
-    frame["arch"] = np.array(tss.all_strings(), dtype=object)[frame["index"]]
-    frame["seed"] = frame["seed"].astype("Float64")
-    frame["source"] = "tiny-test"
-    return frame[
-        [
-            "space",
-            "index",
-            "arch",
-            "dataset",
-            "hp",
-            "seed",
-            "epoch",
-            "split",
-            "metric",
-            "value",
-            "source",
-        ]
-    ]
-
-
-def make_tiny_store(dest: Path, seed: int = 0) -> Store:
-    """Write :func:`tiny_table` and import it as a store at ``dest``."""
-    table = dest.parent / f"{dest.name}.parquet"
-    tiny_table(seed).to_parquet(table, index=False)
-    return open_store(import_table(table, dest, progress=False))
-
-
-_SHARED: dict[str, Store] = {}
-
-
-def shared_tiny_store(factory: pytest.TempPathFactory) -> Store:
-    """One tiny store per test session (other test modules import this)."""
-    if "tiny" not in _SHARED:
-        _SHARED["tiny"] = make_tiny_store(factory.mktemp("stores") / "tiny")
-    return _SHARED["tiny"]
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    return shared_tiny_store(tmp_path_factory)
+def tiny(tiny_store: Store) -> Store:
+    """The session's tiny tss store (tests/conftest.py)."""
+    return tiny_store
 
 
 def grid(**flags: object) -> runner.Grid:
@@ -234,6 +150,31 @@ def test_bad_input_writes_nothing(
     out = tmp_path / "out"
     with pytest.raises(ConfigError, match=message):
         runner.run_sweep(grid(**flags), out, store=tiny, progress=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("methods", "message"),
+    [
+        ("rs,darts_v1", "darts_v1 is a supernet method: run it with `harness supernet run`"),
+        ("gaea,rea,gdas", "gaea, gdas are supernet methods: run them with `harness supernet run`"),
+    ],
+)
+def test_supernet_methods_are_refused_before_writing(
+    tiny: Store, tmp_path: Path, methods: str, message: str
+) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError) as err:
+        runner.run_sweep(grid(methods=methods), out, store=tiny, progress=False)
+    assert str(err.value) == message
+    config = tmp_path / "grid.toml"
+    config.write_text('seeds = "0"\nprotocol = "nats-tss"\nmethods = [{name = "darts_v1"}]\n')
+    with pytest.raises(ConfigError, match="darts_v1 is a supernet method"):
+        runner.load_grid(config)
+    hand_made = runner.Grid((runner.MethodSpec("darts_v2"),), ("tss",), ("cifar10",), (0,),
+                            ("nats-tss",))  # fmt: skip
+    with pytest.raises(ConfigError, match="darts_v2 is a supernet method"):
+        runner.run_sweep(hand_made, out, store=tiny, progress=False)
     assert not out.exists()
 
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -18,19 +15,6 @@ from harness.bench.store import Store, open_store
 from harness.cli import run as cli_run
 
 
-def _runner_tests() -> ModuleType:
-    """tests/test_runner.py, which builds the tiny store (loaded by path: tests/ is no package)."""
-    name = "_runner_test_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).parents[1] / "test_runner.py"
-        )
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
 def cli(argv: list[str]) -> int:
     from harness.cli import main
 
@@ -38,9 +22,9 @@ def cli(argv: list[str]) -> int:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    store: Store = _runner_tests().shared_tiny_store(tmp_path_factory)
-    return store
+def tiny(tiny_store: Store) -> Store:
+    """The session's tiny tss store (tests/conftest.py)."""
+    return tiny_store
 
 
 def _run_args(store: Store, out: Path, *extra: str) -> list[str]:
@@ -107,6 +91,10 @@ def test_run_from_toml(tiny: Store, tmp_path: Path, capsys: pytest.CaptureFixtur
         (["--seeds", "5-2"], "empty seed range"),
         (["--budget", "0"], "budget"),
         (["--backend", "dusk"], "did you mean 'dask'"),
+        (
+            ["--methods", "rs,darts_v1"],
+            "darts_v1 is a supernet method: run it with `harness supernet run`",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(
