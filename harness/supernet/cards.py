@@ -1,0 +1,301 @@
+"""Protocol cards of supernet experiments: the published settings a comparison holds fixed.
+
+A :class:`SupernetCard` fixes the search loop (epochs, batch, SGD schedule, clipping), the
+architecture optimiser (the DARTS family's Adam), the supernet (C, N, BatchNorm flags), the
+data (which images, how they are split into weight and architecture batches, which tasks are
+searched and which the result is reported on) and the selection stage (perturbation tuning,
+top-K sampling, the rank-correlation sample). It turns into the pieces the harness needs
+(:meth:`~SupernetCard.search_config`, :meth:`~SupernetCard.supernet_kwargs`,
+:meth:`~SupernetCard.method_overrides`, :meth:`~SupernetCard.data_split`, selection configs),
+and :meth:`~SupernetCard.to_dict` goes into every run record. Sources: the NAS-Bench-201 and
+NATS-Bench search scripts and DARTS-PT's NB201 scripts (see the project's method notes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from harness.bench import names
+from harness.errors import ConfigError, unknown
+from harness.supernet.method import SearchConfig
+from harness.supernet.selection import PerturbationConfig, TopKConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SUPERNET_CARDS", "SupernetCard", "card_names", "get_card"]
+
+DATA_SOURCES: tuple[str, ...] = ("cifar10-jpeg", "synthetic")
+STEP_ORDERS: tuple[str, ...] = ("weights_first", "arch_first")
+
+
+@dataclass(frozen=True)
+class SupernetCard:
+    """One supernet search protocol (see module docstring). Learning rates are per step of
+    SGD / Adam; epochs are passes over the weight split; ``image_size`` is in pixels.
+
+    ``search_tasks``: tasks a search may run on; ``transfer``: report the architecture on
+    every task (searched on CIFAR-10, NB201 style) instead of only the searched one.
+    ``weight_images`` / ``arch_images``: sizes of the weight and architecture parts of the
+    training images (CIFAR-10) or, for synthetic data, of each synthetic part.
+    ``perturbation_epochs``: fine-tuning epochs after each edge decision (DARTS-PT
+    ``proj_intv``; supernet weights only, the method's weights stay fixed).
+    ``rank_*``: the fixed stratified architecture sample for Kendall / Spearman and the number
+    of validation batches each of its architectures is scored on.
+    """
+
+    name: str
+    version: int
+    description: str
+    # search loop
+    epochs: int
+    batch_size: int = 64
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    grad_clip: float | None = 5.0
+    schedule_epochs: int | None = None
+    max_steps_per_epoch: int | None = None
+    step_order: str = "weights_first"
+    # architecture optimiser (DARTS-family Adam; ignored by methods without those fields)
+    arch_lr: float = 3e-4
+    arch_beta1: float = 0.5
+    arch_beta2: float = 0.999
+    arch_weight_decay: float = 1e-3
+    # supernet
+    C: int = 16
+    N: int = 5
+    affine: bool = False
+    track_running_stats: bool = False
+    # data
+    data: str = "cifar10-jpeg"
+    search_tasks: tuple[str, ...] = ("cifar10",)
+    transfer: bool = False
+    weight_images: int = 25_000
+    arch_images: int = 25_000
+    image_size: int = 32
+    synthetic_classes: int = 10
+    eval_batch_size: int = 512
+    report_hp: str = "200"
+    # selection
+    perturbation_epochs: int = 5
+    perturbation_lr: float = 0.0025
+    perturbation_weight_decay: float = 3e-4
+    perturbation_valid_batches: int | None = None
+    topk: int = 100
+    topk_valid_batches: int = 10
+    rank_sample: int = 100
+    rank_bins: int = 10
+    rank_valid_batches: int = 10
+
+    def __post_init__(self) -> None:
+        if self.data not in DATA_SOURCES:
+            raise ConfigError(unknown("card data source", self.data, DATA_SOURCES))
+        if self.step_order not in STEP_ORDERS:
+            raise ConfigError(unknown("step order", self.step_order, STEP_ORDERS))
+        for task in self.search_tasks:
+            names.check_task(task)
+        names.hp_key("tss", self.report_hp)
+        positive = ("epochs", "batch_size", "C", "N", "weight_images", "arch_images", "topk")
+        bad = [f for f in positive if getattr(self, f) < 1]
+        if bad or self.image_size % 4:
+            raise ConfigError(
+                f"card {self.name!r}: {bad or 'image_size'} must be >= 1 (image_size divisible "
+                f"by 4, got {self.image_size})"
+            )
+        object.__setattr__(self, "search_tasks", tuple(self.search_tasks))
+        self.search_config()  # validates the loop settings
+
+    @property
+    def key(self) -> str:
+        """``name@version`` (the run record's ``protocol``)."""
+        return f"{self.name}@{self.version}"
+
+    def eval_tasks(self, task: str) -> tuple[str, ...]:
+        """Tasks the architecture searched on ``task`` is reported on."""
+        self.check_task(task)
+        return names.TASKS if self.transfer else (task,)
+
+    def check_task(self, task: str) -> str:
+        if task not in self.search_tasks:
+            raise ConfigError(f"card {self.key} " + unknown("search task", task, self.search_tasks))
+        return task
+
+    def search_config(self, device: str = "cpu", bf16: bool = False) -> SearchConfig:
+        """The loop's :class:`SearchConfig` on ``device``."""
+        return SearchConfig(
+            epochs=self.epochs,
+            lr=self.lr,
+            lr_min=self.lr_min,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            nesterov=self.nesterov,
+            grad_clip=self.grad_clip,
+            schedule_epochs=self.schedule_epochs,
+            max_steps_per_epoch=self.max_steps_per_epoch,
+            bf16=bf16,
+            device=device,
+        )
+
+    def supernet_kwargs(self, num_classes: int) -> dict[str, Any]:
+        """Keyword arguments of :class:`~harness.supernet.tss.TssSuperNet`."""
+        return dict(
+            num_classes=num_classes,
+            C=self.C,
+            N=self.N,
+            affine=self.affine,
+            track_running_stats=self.track_running_stats,
+        )
+
+    def method_overrides(self, config_type: type[Any]) -> dict[str, Any]:
+        """Config values this card sets for a method whose Config is ``config_type``: the
+        architecture Adam and the step order, for the fields the method has."""
+        values = dict(
+            arch_lr=self.arch_lr,
+            arch_beta1=self.arch_beta1,
+            arch_beta2=self.arch_beta2,
+            arch_weight_decay=self.arch_weight_decay,
+            weights_first=self.step_order == "weights_first",
+        )
+        fields = {f.name for f in dataclasses.fields(config_type)}
+        return {k: v for k, v in values.items() if k in fields}
+
+    def data_split(self, task: str) -> dict[str, Any]:
+        """Where the weight and architecture batches of a search on ``task`` come from."""
+        self.check_task(task)
+        if self.data == "synthetic":
+            return {
+                "images": "synthetic",
+                "weights": f"{self.weight_images} synthetic images",
+                "arch": f"{self.arch_images} other synthetic images",
+                "classes": self.synthetic_classes,
+                "image_size": self.image_size,
+            }
+        if task != "cifar10":
+            raise ConfigError(
+                f"card {self.key}: only CIFAR-10 images are available to the harness's "
+                f"experiments (JPEG copy), not {task!r}"
+            )
+        return {
+            "images": "cifar10-jpeg train (50,000 JPEG re-encodings)",
+            "weights": f"{self.weight_images} images of a fixed seeded split",
+            "arch": f"the other {self.arch_images} images of that split",
+            "split": "seeded (the official cifar-split.txt indices do not apply to the JPEGs)",
+            "image_size": self.image_size,
+        }
+
+    def perturbation_config(self, steps_per_epoch: int) -> PerturbationConfig:
+        """DARTS-PT selection: tuning of ``perturbation_epochs`` epochs of ``steps_per_epoch``
+        steps after each edge decision, at a constant ``perturbation_lr``."""
+        return PerturbationConfig(
+            criterion="acc",
+            valid_batches=self.perturbation_valid_batches,
+            fine_tune_steps=self.perturbation_epochs * steps_per_epoch,
+            fine_tune_lr=self.perturbation_lr,
+            momentum=self.momentum,
+            weight_decay=self.perturbation_weight_decay,
+            grad_clip=self.grad_clip,
+        )
+
+    def topk_config(self) -> TopKConfig:
+        return TopKConfig(k=self.topk, valid_batches=self.topk_valid_batches)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of every knob; :meth:`from_dict` inverts it."""
+        out = dataclasses.asdict(self)
+        out["search_tasks"] = list(self.search_tasks)
+        return out
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> SupernetCard:
+        allowed = {f.name for f in dataclasses.fields(SupernetCard)}
+        extra = sorted(set(data) - allowed)
+        if extra:
+            raise ConfigError(
+                f"unknown supernet card field(s) {extra}; expected: {sorted(allowed)}"
+            )
+        return SupernetCard(**{**data, "search_tasks": tuple(data.get("search_tasks", ()))})
+
+
+SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
+    {
+        "nb201-darts": SupernetCard(
+            name="nb201-darts",
+            version=1,
+            description="NAS-Bench-201 paper DARTS search: 50 epochs on the CIFAR-10 25k/25k "
+            "split, clip 5, BN running statistics; reported on all three tasks",
+            epochs=50,
+            grad_clip=5.0,
+            track_running_stats=True,
+            transfer=True,
+        ),
+        "nats-ws": SupernetCard(
+            name="nats-ws",
+            version=1,
+            description="NATS-Bench weight-sharing search: 100 epochs, no clipping, BN batch "
+            "statistics everywhere; searched and reported per task",
+            epochs=100,
+            grad_clip=None,
+            track_running_stats=False,
+            search_tasks=names.TASKS,
+        ),
+        "darts-pt": SupernetCard(
+            name="darts-pt",
+            version=1,
+            description="DARTS-PT NB201 supernet: 100 epochs, wd 3e-4, clip 5, alpha step "
+            "first, BN running statistics; perturbation selection with 5 tuning epochs per "
+            "edge at a constant lr 0.0025 on the full validation split",
+            epochs=100,
+            weight_decay=3e-4,
+            nesterov=False,
+            grad_clip=5.0,
+            step_order="arch_first",
+            track_running_stats=True,
+        ),
+        "tiny-cpu": SupernetCard(
+            name="tiny-cpu",
+            version=1,
+            description="CPU smoke test: C=4, N=1, 8x8 synthetic images, 2 epochs of 3 steps",
+            epochs=2,
+            batch_size=8,
+            lr=0.05,
+            max_steps_per_epoch=3,
+            C=4,
+            N=1,
+            data="synthetic",
+            weight_images=48,
+            arch_images=48,
+            image_size=8,
+            synthetic_classes=4,
+            eval_batch_size=16,
+            perturbation_epochs=1,
+            perturbation_valid_batches=2,
+            topk=6,
+            topk_valid_batches=2,
+            rank_sample=12,
+            rank_bins=4,
+            rank_valid_batches=2,
+        ),
+    }
+)
+
+
+def card_names() -> tuple[str, ...]:
+    return tuple(SUPERNET_CARDS)
+
+
+def get_card(name: str) -> SupernetCard:
+    """The card called ``name`` or keyed ``name@version``."""
+    base, _, version = str(name).partition("@")
+    card = SUPERNET_CARDS.get(base)
+    if card is None:
+        raise ConfigError(unknown("supernet card", name, SUPERNET_CARDS))
+    if version and version != str(card.version):
+        raise ConfigError(f"supernet card {base!r} is at version {card.version}, not {version!r}")
+    return card

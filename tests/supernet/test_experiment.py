@@ -1,0 +1,176 @@
+"""Supernet protocol cards and one experiment cell end to end on the tiny CPU card."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness.bench.names import TASKS
+from harness.errors import ConfigError
+from harness.spaces import tss as space
+from harness.supernet.cards import SUPERNET_CARDS, SupernetCard, get_card
+from harness.supernet.experiment import Runtime, TruthSet, build_supernet, run_cell
+from harness.supernet.quality import GroundTruth
+from methods.darts import DartsConfig
+from methods.gaea import GaeaConfig
+
+BLACKBOX_COLUMNS = (
+    "run_key", "method", "config", "space", "dataset", "eval_dataset", "protocol", "seed",
+    "arch_index", "arch", "valid_acc", "test_acc", "regret", "rank", "percentile",
+    "sim_seconds", "queries", "distinct_archs", "wall_seconds", "device_seconds", "status",
+    "synthetic", "data_checksum",
+)  # fmt: skip
+EXTRA_COLUMNS = ("selection", "epochs", "forward_passes", "backward_passes", "kendall_tau",
+                 "spearman_rho")  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _truths(tasks: tuple[str, ...] = ("cifar10",)) -> TruthSet:
+    rng = np.random.default_rng(11)
+    return TruthSet.from_truths(
+        {t: GroundTruth.from_arrays(t, rng.uniform(10, 94, space.NUM_ARCHS)) for t in tasks}
+    )
+
+
+# --------------------------------------------------------------------------- cards
+@pytest.mark.parametrize("name", list(SUPERNET_CARDS))
+def test_cards_round_trip_through_json(name: str) -> None:
+    card = get_card(name)
+    assert SupernetCard.from_dict(json.loads(json.dumps(card.to_dict()))) == card
+    assert get_card(card.key) is card
+
+
+def test_cards_hold_the_published_settings() -> None:
+    nb201, nats, pt = get_card("nb201-darts"), get_card("nats-ws"), get_card("darts-pt")
+    cfg = nb201.search_config()
+    assert (cfg.epochs, cfg.lr, cfg.lr_min, cfg.momentum, cfg.weight_decay, cfg.grad_clip) == (
+        50,
+        0.025,
+        0.001,
+        0.9,
+        5e-4,
+        5.0,
+    )
+    assert nb201.batch_size == 64 and nb201.eval_tasks("cifar10") == TASKS
+    assert nb201.supernet_kwargs(10) == dict(
+        num_classes=10, C=16, N=5, affine=False, track_running_stats=True
+    )
+    assert nats.search_config().grad_clip is None and nats.search_config().epochs == 100
+    assert not nats.track_running_stats and nats.eval_tasks("cifar100") == ("cifar100",)
+    assert pt.search_config().weight_decay == 3e-4 and pt.search_config().epochs == 100
+    tune = pt.perturbation_config(steps_per_epoch=391)
+    assert tune.fine_tune_steps == 5 * 391 and tune.fine_tune_lr == 0.0025
+    assert tune.valid_batches is None and tune.criterion == "acc"
+    assert nb201.method_overrides(DartsConfig) == dict(
+        arch_lr=3e-4, arch_beta1=0.5, arch_beta2=0.999, arch_weight_decay=1e-3,
+        weights_first=True,
+    )  # fmt: skip
+    assert pt.method_overrides(DartsConfig)["weights_first"] is False
+    assert nb201.method_overrides(GaeaConfig) == {}
+    tiny = get_card("tiny-cpu")
+    assert (tiny.C, tiny.N, tiny.image_size, tiny.data) == (4, 1, 8, "synthetic")
+
+
+def test_card_errors() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'nats-ws'"):
+        get_card("nats_ws")
+    with pytest.raises(ConfigError, match="version 1"):
+        get_card("darts-pt@2")
+    with pytest.raises(ConfigError, match="search task"):
+        get_card("nb201-darts").eval_tasks("cifar100")
+    with pytest.raises(ConfigError, match="only CIFAR-10 images"):
+        get_card("nats-ws").data_split("cifar100")
+    with pytest.raises(ConfigError, match="data source"):
+        dataclasses.replace(get_card("tiny-cpu"), data="imagenet")
+    with pytest.raises(ConfigError, match="unknown supernet card field"):
+        SupernetCard.from_dict({**get_card("tiny-cpu").to_dict(), "lr_max": 1.0})
+
+
+# --------------------------------------------------------------------------- cell
+def test_build_supernet_is_seeded_and_leaves_global_rng_alone() -> None:
+    card = get_card("tiny-cpu")
+    state = torch.get_rng_state()
+    a = build_supernet(card, 4, torch.Generator().manual_seed(1))
+    b = build_supernet(card, 4, torch.Generator().manual_seed(1))
+    c = build_supernet(card, 4, torch.Generator().manual_seed(2))
+    assert torch.equal(state, torch.get_rng_state())
+    pa, pb, pc = (torch.cat([p.flatten() for p in n.parameters()]) for n in (a, b, c))
+    assert torch.equal(pa, pb) and not torch.equal(pa, pc) and torch.isfinite(pa).all()
+
+
+def _stable(rows: list[dict]) -> list[dict]:
+    timing = {"wall_seconds", "device_seconds", "selection_seconds"}
+    return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+
+
+def test_cell_end_to_end_on_the_tiny_card(tmp_path: Path) -> None:
+    truth = _truths()
+    runtime = Runtime(workdir=str(tmp_path))
+    result = run_cell("darts_v1", "tiny-cpu", "cifar10", 0, truth, runtime=runtime)
+    assert [r["selection"] for r in result.rows] == ["magnitude", "perturbation"]
+    for row in result.rows:
+        assert set(BLACKBOX_COLUMNS + EXTRA_COLUMNS) <= set(row)
+        assert row["protocol"] == "tiny-cpu@1" and row["space"] == "tss" and row["synthetic"]
+        assert row["sim_seconds"] is None and row["queries"] is None
+        assert row["epochs"] == 2 and row["forward_passes"] >= 6 and row["status"] == "ok"
+        assert row["data_checksum"] == truth.checksum
+        assert -1 <= row["kendall_tau"] <= 1 and -1 <= row["spearman_rho"] <= 1
+        gt = truth.get("cifar10")
+        assert row["test_acc"] == gt.test[row["arch_index"]]
+        assert row["regret"] == pytest.approx(gt.best - row["test_acc"])
+        assert json.loads(row["config"])["order"] == 1
+        assert json.loads(row["card"])["C"] == 4 and json.loads(row["search_config"])["epochs"] == 2
+    magnitude = result.rows[0]
+    assert magnitude["arch_index"] == result.search.arch_index  # type: ignore[union-attr]
+    assert [t["epoch"] for t in result.trajectory] == [0, 1]
+    assert result.trajectory[-1]["argmax_index"] == magnitude["arch_index"]
+    key = magnitude["run_key"]
+    assert (tmp_path / f"{key}.supernet.pt").is_file() and (tmp_path / f"{key}.search.pt").is_file()
+    saved = torch.load(tmp_path / f"{key}.supernet.pt", weights_only=False)
+    assert np.allclose(saved["arch_weights"], result.search.arch_weights)  # type: ignore[union-attr]
+
+    again = run_cell("darts_v1", "tiny-cpu", "cifar10", 0, truth)
+    assert _stable(again.rows) == _stable(result.rows)
+    other = run_cell("darts_v1", "tiny-cpu", "cifar10", 1, truth)
+    assert other.rows[0]["run_key"] != key
+    assert not np.allclose(other.search.arch_weights, result.search.arch_weights)  # type: ignore[union-attr]
+
+
+def test_cell_transfer_rows_topk_and_a_given_rank_sample() -> None:
+    card = dataclasses.replace(get_card("tiny-cpu"), transfer=True)
+    truth = _truths(TASKS)
+    sample = np.arange(0, space.NUM_ARCHS, 1500)
+    result = run_cell("gaea", card, "cifar10", 3, truth, selections=("topk", "magnitude"),
+                      rank_sample=sample, overrides={"eg_lr": 0.5})  # fmt: skip
+    assert len(result.rows) == 2 * len(TASKS)
+    assert {r["eval_dataset"] for r in result.rows} == set(TASKS)
+    assert {r["selection"] for r in result.rows} == {"topk", "magnitude"}
+    assert json.loads(result.rows[0]["config"])["eg_lr"] == 0.5
+    assert len(result.trajectory) == 2 * len(TASKS)
+    by_task = {r["eval_dataset"]: r for r in result.rows if r["selection"] == "topk"}
+    assert len({r["arch_index"] for r in by_task.values()}) == 1  # one architecture, 3 reports
+
+
+def test_cell_validates_its_inputs() -> None:
+    truth = _truths()
+    with pytest.raises(ConfigError, match="selection rule"):
+        run_cell("darts_v1", "tiny-cpu", "cifar10", 0, truth, selections=("argmax",))
+    with pytest.raises(ConfigError, match="not supernet"):
+        run_cell("rea", "tiny-cpu", "cifar10", 0, truth)
+    with pytest.raises(ConfigError, match="hyperparameter of darts_v2"):
+        run_cell("darts_v2", "tiny-cpu", "cifar10", 0, truth, overrides={"eg_lr": 1.0})
+    with pytest.raises(ConfigError, match=r"Runtime\.images"):
+        run_cell("darts_v1", "darts-pt", "cifar10", 0, truth)
