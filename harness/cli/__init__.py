@@ -24,13 +24,14 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from harness.cli import bench, run
+    from harness.cli import bench, run, supernet
 
     parser = OneLineParser(prog="harness", description="Evaluation harness for NAS on NATS-Bench.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     bench.register(groups)
     run.register(groups)
+    supernet.register(groups)
     return parser
 
 

@@ -1,0 +1,107 @@
+"""``harness supernet run`` and ``harness supernet report``: supernet sweeps and their reports."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import ConfigError, unknown
+
+#: Cards offered on the command line (see :mod:`harness.supernet.cards`).
+CARDS = ("tiny-cpu", "nb201-darts", "nats-ws", "darts-pt")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value}")
+    return value
+
+
+def register(groups: Any) -> None:
+    """Add the ``supernet`` group (``run``, ``report``) to ``groups``."""
+    group = groups.add_parser(
+        "supernet", help="supernet (weight-sharing) searches: run a sweep, write its report"
+    )
+    commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run = commands.add_parser(
+        "run",
+        help="run supernet methods x tasks x seeds under one card into a results directory",
+        description="Run every unfinished cell; finished cells are skipped, so a killed sweep "
+        "is resumed by running the same command again.",
+    )
+    run.add_argument("--methods", required=True, help="comma-separated, e.g. darts_v1,gaea")
+    run.add_argument("--card", required=True, help="protocol card: " + ", ".join(CARDS))
+    run.add_argument("--tasks", help="comma-separated search tasks (default: the card's)")
+    run.add_argument("--seeds", required=True, help="e.g. 0-2 (inclusive) or 0,3,7-9")
+    run.add_argument("--selections", default="magnitude,perturbation",
+                     help="selection rules: magnitude, perturbation, topk")  # fmt: skip
+    run.add_argument("--data", default="jpeg", help="images: jpeg (CIFAR-10) or synthetic")
+    run.add_argument("--out", type=Path, required=True, help="results directory")
+    run.add_argument("--store", help="ground-truth store name or path (default: tss-official, "
+                     "else tss-public)")  # fmt: skip
+    run.add_argument("--device", default="cpu", help="cpu or cuda")
+    run.add_argument("--max-steps", type=_positive, help="cap on steps per epoch (smoke runs)")
+    run.add_argument("--jobs", type=_positive, default=1, help="cells at once (default 1)")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.set_defaults(handler=run_command)
+
+    report = commands.add_parser(
+        "report", help="leaderboard, selection tests and figures of a supernet results dir"
+    )
+    report.add_argument("results", type=Path, help="results directory of `harness supernet run`")
+    report.add_argument("--out", type=Path, help="where to write (default: the results dir)")
+    report.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
+    report.add_argument("--n-boot", type=_positive, default=1000, help="bootstrap resamples")
+    report.add_argument("--control", help="method+selection label to test the others against")
+    report.set_defaults(handler=report_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from harness.supernet import sweep
+
+    if args.card not in CARDS:
+        raise ConfigError(unknown("card", args.card, CARDS))
+    grid = sweep.load_supernet_grid(
+        args.methods, args.card, args.seeds, args.tasks, args.selections, args.data,
+        args.max_steps,
+    )  # fmt: skip
+    summary = sweep.run_supernet_sweep(
+        grid, args.out, store=args.store, device=args.device, jobs=args.jobs,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    card, label = sweep.effective_card(grid)
+    if card.data == "synthetic":
+        print("NOTE: synthetic images; these results are SYNTHETIC")
+    print(
+        f"{summary.planned} cells planned ({label}): {summary.skipped} already finished, "
+        f"{summary.ran} run now ({summary.failed} failed) in {summary.wall_seconds:.1f} s"
+    )
+    print(f"results: {summary.out}")
+    return 1 if summary.failed else 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from harness.supernet.sweep import SupernetResultsDir
+    from harness.supernet.sweep_report import write_supernet_report
+
+    if not args.results.is_dir():
+        raise ConfigError(f"results directory {args.results} does not exist")
+    target = SupernetResultsDir(args.results)
+    manifest = target.manifest()
+    if manifest is not None and manifest.get("kind") != "supernet":
+        raise ConfigError(f"{args.results} holds results of `harness run`: use `harness report`")
+    runs, trajectories = target.load()
+    paths = write_supernet_report(
+        runs, trajectories, args.out or args.results, np.random.default_rng(args.seed),
+        n_boot=args.n_boot, control=args.control,
+    )  # fmt: skip
+    for path in paths:
+        print(path)
+    return 0

@@ -1,0 +1,361 @@
+"""Supernet sweeps: (supernet methods x tasks x seeds) under one card -> a results directory.
+
+The supernet counterpart of :mod:`harness.runner`, with the same conventions: a
+:class:`SupernetGrid` is validated completely before anything is written; every cell gets an
+idempotent run key over (method, full config, task, the card actually run, seed, ground-truth
+checksum, image source); finished cells are skipped; each cell's rows are written atomically as
+``runs/<run_key>.json`` and consolidated into
+
+    runs.parquet                    one row per (run, selection rule, eval task):
+                                    :data:`SUPERNET_RUN_COLUMNS`
+    supernet_trajectories.parquet   one row per (run, eval task, search epoch): the argmax
+                                    architecture's true accuracy (:data:`TRAJECTORY_COLUMNS`)
+    manifest.json                   provenance, ``kind = "supernet"``
+
+A directory is bound to one ground-truth checksum (the store) and one image source. A finished
+cell that lacks a selection rule asked for now is run again with the union of the rules (the
+search is deterministic, so its rows only gain the new rule). Cells run one after another by
+default (GPU work); ``jobs > 1`` runs them in joblib (loky) processes.
+
+Each cell runs through :func:`harness.supernet.experiment.run_cell`, which owns the cell's
+random streams; ground truth comes from a benchmark store (:func:`quality.ground_truth`).
+``data="synthetic"`` replaces the card's images with a few synthetic ones (smoke runs, tests);
+such runs and their reports are labelled synthetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from harness import results, runner
+from harness.bench.store import Store
+from harness.errors import ConfigError, HarnessError, unknown
+from harness.grid import canonical_json
+from harness.paths import harness_home
+from harness.registry import get_method
+from harness.supernet.cards import SupernetCard
+from harness.supernet.experiment import SELECTIONS, Runtime, TruthSet, run_cell
+from harness.supernet.sweep_grid import (
+    DATA_MODES,
+    SupernetGrid,
+    effective_card,
+    jpeg_archive,
+    load_supernet_grid,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DATA_MODES",
+    "SUPERNET_RUN_COLUMNS",
+    "TRAJECTORY_COLUMNS",
+    "CellSpec",
+    "SupernetGrid",
+    "SupernetResultsDir",
+    "effective_card",
+    "jpeg_archive",
+    "load_supernet_grid",
+    "plan_cells",
+    "run_supernet_cell",
+    "run_supernet_sweep",
+]
+
+TRAJECTORIES_FILE = "supernet_trajectories.parquet"
+# fmt: off
+SUPERNET_RUN_COLUMNS: dict[str, str] = {
+    **results.RUN_COLUMNS, "selection": "string", "epochs": "Int64", "forward_passes": "Int64",
+    "backward_passes": "Int64", "kendall_tau": "float64", "spearman_rho": "float64",
+    "selection_config": "string", "selection_seconds": "float64", "image_checksum": "string",
+    "card": "string", "search_config": "string", "data": "string",
+}
+TRAJECTORY_COLUMNS: dict[str, str] = {
+    "run_key": "string", "method": "string", "config": "string", "space": "string",
+    "dataset": "string", "eval_dataset": "string", "protocol": "string", "seed": "int64",
+    "synthetic": "bool", "epoch": "int64", "argmax_index": "Int64", "argmax_arch": "string",
+    "argmax_test_acc": "float64", "regret": "float64", "train_loss": "float64",
+}
+# fmt: on
+TRAJECTORY_VARYING: tuple[str, ...] = (
+    "eval_dataset",
+    "epoch",
+    "argmax_index",
+    "argmax_arch",
+    "argmax_test_acc",
+    "regret",
+    "train_loss",
+)  # fmt: skip
+
+
+class SupernetResultsDir(results.ResultsDir):
+    """A :class:`~harness.results.ResultsDir` with the supernet run and trajectory schemas."""
+
+    run_columns = SUPERNET_RUN_COLUMNS
+    trajectory_columns = TRAJECTORY_COLUMNS
+    trajectory_varying = TRAJECTORY_VARYING
+    trajectory_file = TRAJECTORIES_FILE
+    trajectory_order = ("run_key", "eval_dataset", "epoch")
+    run_order = ("method", "config", "dataset", "eval_dataset", "seed", "run_key", "selection")
+
+    def finished_selections(self) -> dict[str, set[str]]:
+        """Run key -> selection rules recorded for it (run files and the consolidated table)."""
+        done: dict[str, set[str]] = {}
+        table = self.path / results.RUNS_FILE
+        if table.is_file():
+            frame = pd.read_parquet(table, columns=["run_key", "selection"])
+            for key, sel in zip(frame["run_key"], frame["selection"], strict=True):
+                done.setdefault(str(key), set()).add(str(sel))
+        for key in self.run_files():
+            done[key] = {str(r["selection"]) for r in self.read_run(key).rows}
+        return done
+
+    def check_sources(self, images: str) -> None:
+        """Refuse a black-box results directory, or one made on other images."""
+        manifest = self.manifest()
+        if manifest is None:
+            return
+        if manifest.get("kind") != "supernet":
+            raise ConfigError(f"{self.path} holds results of `harness run`: use another --out")
+        bound = manifest.get("data", {}).get("images")
+        if bound is not None and bound != images:
+            raise ConfigError(
+                f"results directory {self.path} holds runs made on other images ({bound}, "
+                f"now {images}): use another --out directory"
+            )
+
+
+def _image_source(card: SupernetCard, images: Path | None) -> str:
+    if card.data == "synthetic":
+        return "synthetic"
+    assert images is not None
+    digest = hashlib.sha256()
+    with images.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"cifar10-jpeg:{digest.hexdigest()[:16]}"
+
+
+# --------------------------------------------------------------------------- cells
+@dataclass(frozen=True)
+class CellSpec:
+    """One cell: everything a worker needs to run and record one supernet search."""
+
+    method: str
+    overrides: str
+    config: str
+    task: str
+    seed: int
+    card: SupernetCard
+    protocol: str
+    selections: tuple[str, ...]
+    data_checksum: str
+    images: str
+    synthetic: bool
+
+    @property
+    def key(self) -> str:
+        """First 16 hex digits of the SHA-256 of the cell's identity and its data."""
+        ident = [self.method, self.config, "tss", self.task, self.card.to_dict(), self.seed,
+                 self.data_checksum, self.images]  # fmt: skip
+        return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:16]
+
+
+def _full_config(name: str, overrides: str, card: SupernetCard) -> str:
+    cls = get_method(name, "supernet")
+    values = {**card.method_overrides(cls.Config), **json.loads(overrides)}
+    allowed = [f.name for f in dataclasses.fields(cls.Config)]
+    for key in values:
+        if key not in allowed:
+            raise ConfigError(unknown(f"hyperparameter of {name}", key, allowed))
+    try:
+        return canonical_json(dataclasses.asdict(cls(cls.Config(**values)).config))
+    except TypeError as err:
+        raise ConfigError(f"bad hyperparameters for {name}: {err}") from None
+
+
+def plan_cells(
+    grid: SupernetGrid, card: SupernetCard, label: str, truth: TruthSet, images: str
+) -> list[CellSpec]:
+    """Expand ``grid`` into cells (validates hyperparameters and tasks; writes nothing)."""
+    synthetic = truth.synthetic or card.data == "synthetic"
+    configs = {m: _full_config(*m, card) for m in grid.methods}
+    cells = []
+    for task in grid.tasks:
+        card.data_split(task)  # e.g. only CIFAR-10 has images
+        for method, overrides in grid.methods:
+            for seed in grid.seeds:
+                cells.append(CellSpec(
+                    method, overrides, configs[(method, overrides)], task, seed, card, label,
+                    grid.selections, truth.checksum, images, synthetic,
+                ))  # fmt: skip
+    if len({c.key for c in cells}) < len(cells):
+        raise ConfigError("the grid lists the same run twice (duplicate method configs?)")
+    return cells
+
+
+def _record(spec: CellSpec, rows: Iterable[Mapping[str, Any]], traj: list[dict[str, Any]],
+            ) -> results.RunRecord:  # fmt: skip
+    entropy = canonical_json({"seed": spec.seed, "cell": [spec.method, spec.config, "tss",
+                              spec.task, spec.card.key]})  # fmt: skip
+    fixed = {"run_key": spec.key, "protocol": spec.protocol, "budget": None,
+             "rng_entropy": entropy, "synthetic": spec.synthetic}  # fmt: skip
+    out = tuple({**dict.fromkeys(SUPERNET_RUN_COLUMNS), **row, **fixed} for row in rows)
+    columns = {c: [point.get(c) for point in traj] for c in TRAJECTORY_VARYING}
+    return results.RunRecord(spec.key, out, columns)
+
+
+def run_supernet_cell(spec: CellSpec, truth: TruthSet, runtime: Runtime) -> results.RunRecord:
+    """Run one cell; an unexpected error gives rows with status ``failed`` (results null)."""
+    workdir = None if runtime.workdir is None else str(Path(runtime.workdir) / spec.key)
+    try:
+        cell = run_cell(
+            spec.method, spec.card, spec.task, spec.seed, truth,
+            overrides=json.loads(spec.overrides), selections=spec.selections,
+            runtime=dataclasses.replace(runtime, workdir=workdir),
+        )  # fmt: skip
+    except Exception as err:  # one broken cell must not end a long GPU sweep
+        logger.warning("cell %s (%s, %s, seed %d) failed: %r", spec.key, spec.method,
+                       spec.task, spec.seed, err)  # fmt: skip
+        base = {"method": spec.method, "config": spec.config, "space": "tss",
+                "dataset": spec.task, "seed": spec.seed, "status": "failed",
+                "error": f"{type(err).__name__}: {err}", "data_checksum": spec.data_checksum,
+                "card": canonical_json(spec.card.to_dict())}  # fmt: skip
+        rows = [{**base, "eval_dataset": e, "selection": s}
+                for e in spec.card.eval_tasks(spec.task) for s in spec.selections]  # fmt: skip
+        return _record(spec, rows, [])
+    return _record(spec, cell.rows, cell.trajectory)
+
+
+# --------------------------------------------------------------------------- sweeps
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(unknown("device", device, ("cpu", "cuda")))
+
+
+def _truth(store: Store, card: SupernetCard, tasks: Sequence[str]) -> TruthSet:
+    evals = list(dict.fromkeys(e for t in tasks for e in card.eval_tasks(t)))
+    try:
+        return TruthSet.from_store(store, evals, card.report_hp)
+    except HarnessError as err:
+        raise ConfigError(f"store {store.path.name} cannot give the ground truth: {err}") from None
+
+
+def _todo(cells: list[CellSpec], done: Mapping[str, set[str]]) -> list[CellSpec]:
+    """Cells not finished, or finished without some selection rule (rerun with the union)."""
+    todo = []
+    for cell in cells:
+        have = done.get(cell.key)
+        if have is None:
+            todo.append(cell)
+        elif not set(cell.selections) <= have:
+            union = tuple(s for s in SELECTIONS if s in have or s in cell.selections)
+            todo.append(dataclasses.replace(cell, selections=union))
+    return sorted(todo, key=lambda c: (c.task, c.method, c.config, c.seed))
+
+
+def _manifest(store: Store, card: SupernetCard, label: str, images: str, device: str,
+              synthetic: bool) -> dict[str, Any]:  # fmt: skip
+    return {
+        "kind": "supernet", "git": results.git_commit(), "packages": results.package_versions(),
+        "machine": results.machine_info(device),
+        "data": {"checksum": store.checksum, "store": store.path.name, "source": store.source,
+                 "synthetic": store.synthetic, "space": store.space_name, "images": images,
+                 "created": store.manifest.get("created")},
+        "synthetic": synthetic, "protocols": {label: card.to_dict()},
+    }  # fmt: skip
+
+
+def run_supernet_sweep(
+    grid: SupernetGrid,
+    out: str | Path,
+    *,
+    store: Store | str | Path | None = None,
+    device: str = "cpu",
+    jobs: int = 1,
+    images: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> runner.SweepSummary:
+    """Run every unfinished cell of ``grid`` into ``out``; all input is checked first.
+
+    Args:
+        store: ground truth (a Store, a store name or path; None: the runner's default tss
+            store, ``tss-official`` else ``tss-public``).
+        device: ``cpu`` or ``cuda``; ``jobs``: cells at once (1: one after another).
+        images: the CIFAR-10 JPEG archive (default: the shared one; unused for synthetic data);
+            ``cache_dir``: where decoded images are cached (default ``$HARNESS_HOME/images``).
+    """
+    if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
+        raise ConfigError(f"jobs must be an int >= 1, got {jobs!r}")
+    _check_device(device)
+    data = runner.open_data(store, "tss")
+    card, label = effective_card(grid)
+    archive = None
+    if card.data != "synthetic":
+        archive = Path(images) if images is not None else jpeg_archive()
+        if not archive.is_file():
+            raise ConfigError(f"image archive {archive} does not exist")
+    source = _image_source(card, archive)
+    truth = _truth(data, card, grid.tasks)
+    cells = plan_cells(grid, card, label, truth, source)
+    target = SupernetResultsDir(out)
+    target.check_binding(data.checksum, data.path.name)
+    target.check_sources(source)
+    started, t0 = results.now(), time.perf_counter()
+    target.prepare()
+    todo = _todo(cells, target.finished_selections())
+    synthetic = truth.synthetic or card.data == "synthetic"
+    target.update_manifest(_manifest(data, card, label, source, device, synthetic))
+    runtime = Runtime(
+        device=device, images=None if archive is None else str(archive),
+        cache_dir=str(cache_dir or harness_home() / "images"),
+        workdir=str(target.path / "supernets"),
+    )  # fmt: skip
+    failed = _execute(todo, truth, runtime, target, jobs, progress)
+    runs, traj = target.consolidate()
+    wall = time.perf_counter() - t0
+    summary = runner.SweepSummary(
+        target.path, len(cells), len(cells) - len(todo), len(todo), failed, wall
+    )
+    sweep = {"started": started, "grid": grid.describe(), "protocol": label, "jobs": jobs,
+             "device": device, **{k: v for k, v in dataclasses.asdict(summary).items()
+                                  if k != "out"}}  # fmt: skip
+    target.update_manifest({"sweeps": [sweep], "n_runs": int(runs["run_key"].nunique()),
+                            "n_run_rows": len(runs), "n_trajectory_rows": len(traj)})  # fmt: skip
+    logger.info("supernet sweep into %s: %s", target.path, sweep)
+    return summary
+
+
+def _execute(todo: list[CellSpec], truth: TruthSet, runtime: Runtime,
+             target: SupernetResultsDir, jobs: int, progress: bool) -> int:  # fmt: skip
+    """Run ``todo``, writing each record as it arrives; returns the number that failed."""
+    failed = 0
+    bar = tqdm(total=len(todo), desc="supernet cells", unit="cell", disable=not progress)
+    with bar:
+        if jobs == 1:
+            records: Iterable[results.RunRecord] = (
+                run_supernet_cell(c, truth, runtime) for c in todo
+            )
+        else:
+            parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
+            records = parallel(delayed(run_supernet_cell)(c, truth, runtime) for c in todo)
+        for record in records:
+            target.write_run(record)
+            failed += record.rows[0]["status"] != "ok"
+            bar.update(1)
+    return failed

@@ -1,0 +1,241 @@
+"""Reports of supernet sweeps: leaderboard per method+selection, paired selection tests, figures.
+
+:func:`write_supernet_report` turns the tables of a :mod:`harness.supernet.sweep` directory into
+
+* ``leaderboard.md`` / ``leaderboard.tex`` (via :func:`harness.report.write_report`): test
+  accuracy of the selected architecture, one row per ``method+selection`` label;
+* ``selection.md``: each selection rule against ``magnitude`` on the same supernets, paired by
+  run (:func:`~harness.supernet.quality.compare_selections`);
+* ``collapse_<eval task>.png``: true test accuracy of the per-epoch argmax architecture, one
+  line per method (mean over seeds) with the min-max band over seeds;
+* ``kendall_tau.png``: Kendall tau of the supernet ranking, one value per run, per method
+  (a property of the trained supernet, so the same for every selection rule).
+
+Figures follow :mod:`harness.report.plots`: a pure data builder, then ``plot_x(data, ax=None)``.
+Several cards in one directory give one set of figures each (names suffixed by the card).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from harness import results
+from harness.errors import ConfigError, unknown
+from harness.report import plots, write_report
+from harness.report.leaderboard import require_columns, settings
+from harness.report.style import method_style
+from harness.supernet.quality import compare_selections, comparison_markdown
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CollapseCurveData",
+    "collapse_curve_data",
+    "plot_collapse_curves",
+    "plot_rank_correlation",
+    "rank_correlation_data",
+    "selection_labels",
+    "selection_markdown",
+    "write_supernet_report",
+]
+
+FloatArray = npt.NDArray[np.float64]
+_RUN_NEEDS = ("run_key", "method", "selection", "protocol", "seed", "status", "kendall_tau")
+_TRAJ_NEEDS = ("run_key", "method", "protocol", "eval_dataset", "epoch", "argmax_test_acc")
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt  # only when the caller wants a fresh figure
+
+    _, new = plt.subplots(figsize=figsize)
+    return new
+
+
+def selection_labels(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with ``method`` replaced by ``"<method>+<selection>"`` (the leaderboard label)."""
+    require_columns(runs, ["method", "selection"], "runs")
+    return runs.assign(method=runs["method"].astype(str) + "+" + runs["selection"].astype(str))
+
+
+# --------------------------------------------------------------------------- collapse curves
+@dataclass(frozen=True)
+class CollapseCurveData:
+    """Per method: ``epochs`` ``(n_epochs,)`` and the argmax architecture's true test accuracy
+    (%) over seeds at each epoch: ``mean``, ``low`` (min) and ``high`` (max), all
+    ``(n_epochs,)``; ``n_runs`` runs per method."""
+
+    eval_dataset: str
+    protocol: str
+    methods: tuple[str, ...]
+    epochs: Mapping[str, FloatArray]
+    mean: Mapping[str, FloatArray]
+    low: Mapping[str, FloatArray]
+    high: Mapping[str, FloatArray]
+    n_runs: Mapping[str, int]
+
+
+def collapse_curve_data(trajectories: pd.DataFrame, eval_dataset: str) -> CollapseCurveData:
+    """Argmax-architecture accuracy per search epoch on ``eval_dataset`` (one protocol)."""
+    require_columns(trajectories, _TRAJ_NEEDS, "supernet trajectories")
+    sub = trajectories[trajectories["eval_dataset"] == eval_dataset]
+    if sub.empty:
+        present = sorted(trajectories["eval_dataset"].astype(str).unique())
+        raise ConfigError(unknown("eval_dataset", eval_dataset, present))
+    protocols = sorted(sub["protocol"].astype(str).unique())
+    if len(protocols) != 1:
+        raise ConfigError(f"collapse curves need one protocol, got {protocols}: filter first")
+    table = sub.pivot_table(
+        index="epoch", columns=["method", "run_key"], values="argmax_test_acc", aggfunc="first"
+    )
+    methods = tuple(sorted(sub["method"].astype(str).unique()))
+    epochs, mean, low, high, n_runs = {}, {}, {}, {}, {}
+    for method in methods:
+        block = table[method].to_numpy(dtype=np.float64)  # (n_epochs, n_runs)
+        rows = ~np.isnan(block).all(axis=1)
+        epochs[method] = table.index.to_numpy(dtype=np.float64)[rows]
+        mean[method] = np.nanmean(block[rows], axis=1)
+        low[method], high[method] = np.nanmin(block[rows], axis=1), np.nanmax(block[rows], axis=1)
+        n_runs[method] = block.shape[1]
+    return CollapseCurveData(eval_dataset, protocols[0], methods, epochs, mean, low, high, n_runs)
+
+
+def plot_collapse_curves(data: CollapseCurveData, ax: Axes | None = None) -> Axes:
+    """One line per method (mean over seeds) with its min-max band over seeds."""
+    ax = _new_axes(ax, (6.0, 4.0))
+    for method in data.methods:
+        style = method_style(method)
+        x = data.epochs[method]
+        ax.plot(x, data.mean[method], label=f"{method} (n={data.n_runs[method]})",
+                markevery=max(1, len(x) // 10), **style)  # type: ignore[arg-type]  # fmt: skip
+        ax.fill_between(x, data.low[method], data.high[method], alpha=0.2,
+                        color=str(style["color"]), linewidth=0)  # fmt: skip
+    ax.set_xlabel("search epoch")
+    ax.set_ylabel("true test accuracy of argmax architecture (%)")
+    ax.set_title(f"{data.eval_dataset}, {data.protocol} (band: min-max over seeds)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+# --------------------------------------------------------------------------- rank correlation
+def rank_correlation_data(
+    runs: pd.DataFrame, column: str = "kendall_tau"
+) -> plots.DistributionData:
+    """One value per successful run (not per selection row) of ``column`` (``kendall_tau`` or
+    ``spearman_rho``) per method; null values (constant rankings) are left out."""
+    if column not in ("kendall_tau", "spearman_rho"):
+        raise ConfigError(unknown("column", column, ("kendall_tau", "spearman_rho")))
+    require_columns(runs, [*_RUN_NEEDS, column], "runs")
+    ok = runs[(runs["status"] == "ok") & runs[column].notna()].drop_duplicates("run_key")
+    values = {str(m): g[column].to_numpy(dtype=float) for m, g in ok.groupby("method")}
+    protocols = ", ".join(sorted(runs["protocol"].astype(str).unique()))
+    label = "Kendall tau" if column == "kendall_tau" else "Spearman rho"
+    return plots.DistributionData(protocols, f"{label} (supernet vs true)",
+                                  tuple(sorted(values)), values, False)  # fmt: skip
+
+
+def plot_rank_correlation(data: plots.DistributionData, ax: Axes | None = None) -> Axes:
+    """Box plot with the individual runs per method, on the [-1, 1] scale."""
+    ax = plots.plot_test_distribution(data, ax)
+    ax.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_ylim(-1.05, 1.05)
+    return ax
+
+
+# --------------------------------------------------------------------------- selection tests
+def selection_markdown(runs: pd.DataFrame, baseline: str = "magnitude") -> str:
+    """``selection.md``: each other selection rule vs ``baseline`` on the same supernets."""
+    require_columns(runs, [*_RUN_NEEDS, "eval_dataset", "dataset", "test_acc"], "runs")
+    present = sorted(runs["selection"].astype(str).unique())
+    others = [s for s in ("perturbation", "topk") if s in present and s != baseline]
+    records = runs.astype(object).where(runs.notna(), None).to_dict("records")
+    rows: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in records]
+    lines = ["# Selection rules on the same supernets", ""]
+    if bool(runs["synthetic"].astype(bool).any()):
+        lines += ["> **SYNTHETIC DATA: these numbers do not come from the benchmark**", ""]
+    if baseline not in present or not others:
+        lines.append(f"_needs `{baseline}` and another rule; this directory has {present}_\n")
+    for rule in others:
+        lines += [f"## {rule} (a) vs {baseline} (b)", ""]
+        lines.append(comparison_markdown(compare_selections(rows, a=rule, b=baseline)))
+    note = ("Paired by run (one trained supernet, both rules): mean test accuracy (%) of each "
+            "rule, mean difference a - b, share of runs where a wins (ties count one half), "
+            "P(a > b) over all pairs, two-sided Wilcoxon signed-rank p.")  # fmt: skip
+    return "\n".join([*lines, note, ""])
+
+
+# --------------------------------------------------------------------------- the report
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+
+
+def _figure(
+    draw: Callable[[Axes], Axes], path: Path, synthetic: bool, size: tuple[float, float]
+) -> Path:
+    """Draw into a new figure and save it as PNG atomically (temporary file, then rename)."""
+    fig = Figure(figsize=size, layout="constrained")
+    draw(fig.add_subplot())
+    if synthetic:
+        fig.suptitle("SYNTHETIC DATA", color="red", fontweight="bold")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def write_supernet_report(
+    runs: pd.DataFrame,
+    trajectories: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    rng: np.random.Generator | int,
+    *,
+    n_boot: int = 1000,
+    control: str | None = None,
+) -> list[Path]:
+    """Write the leaderboard, ``selection.md`` and the figures (module docstring); return the
+    paths. Every number and figure's data is computed before the first file is written."""
+    require_columns(runs, [*_RUN_NEEDS, "synthetic"], "runs")
+    require_columns(trajectories, _TRAJ_NEEDS, "supernet trajectories")
+    if runs.empty:
+        raise ConfigError("the runs table is empty")
+    pairs = settings(runs)
+    text = selection_markdown(runs)
+    figures: list[tuple[Callable[[Axes], Axes], str, bool, tuple[float, float]]] = []
+    for _, protocol in pairs:
+        suffix = "" if len(pairs) == 1 else f"_{_safe(protocol)}"
+        sub = runs[runs["protocol"] == protocol]
+        traj = trajectories[trajectories["protocol"] == protocol]
+        synthetic = bool(sub["synthetic"].astype(bool).any())
+        for task in sorted(traj["eval_dataset"].astype(str).unique()):
+            curves = collapse_curve_data(traj, task)
+            draw = functools.partial(plot_collapse_curves, curves)
+            figures.append((draw, f"collapse_{_safe(task)}{suffix}.png", synthetic, (6.0, 4.0)))
+        tau = rank_correlation_data(sub)
+        size = (max(4.0, 0.8 * len(tau.methods)), 4.0)
+        draw = functools.partial(plot_rank_correlation, tau)
+        figures.append((draw, f"kendall_tau{suffix}.png", synthetic, size))
+    out = Path(out_dir)
+    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in results.TRAJECTORY_COLUMNS.items()})
+    paths = write_report(selection_labels(runs), empty, out, rng, n_boot=n_boot, control=control)
+    paths.append(results.atomic_write_text(out / "selection.md", text))
+    paths += [_figure(draw, out / name, synth, size) for draw, name, synth, size in figures]
+    logger.info("wrote supernet report (%d files) to %s", len(paths), out)
+    return paths

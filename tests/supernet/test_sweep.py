@@ -1,0 +1,194 @@
+"""Supernet sweeps: grids, effective cards, run keys, resume with new rules, binding, reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from harness import runner
+from harness.bench.store import Store, open_store
+from harness.errors import ConfigError
+from harness.supernet import sweep
+from harness.supernet.sweep_report import (
+    collapse_curve_data,
+    rank_correlation_data,
+    selection_markdown,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _grid(**changes: object) -> sweep.SupernetGrid:
+    args: dict[str, object] = {
+        "methods": "darts_v1", "card": "tiny-cpu", "seeds": "0", "tasks": "cifar10",
+        "selections": "magnitude", "data": "synthetic",
+    }  # fmt: skip
+    args.update(changes)
+    return sweep.load_supernet_grid(**args)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- grid and cards
+def test_effective_cards_are_labelled_by_what_changed() -> None:
+    card, label = sweep.effective_card(_grid())
+    assert label == "tiny-cpu@1" and card.data == "synthetic"
+    card, label = sweep.effective_card(_grid(card="nb201-darts", max_steps=3))
+    assert label == "nb201-darts@1[synthetic images, max-steps 3]"
+    assert (card.data, card.weight_images, card.max_steps_per_epoch) == ("synthetic", 256, 3)
+    card, label = sweep.effective_card(_grid(data="jpeg"))
+    assert label == "tiny-cpu@1[CIFAR-10 JPEG]" and card.data == "cifar10-jpeg"
+    grid = _grid(methods=["gaea", {"name": "gaea", "eg_lr": 0.5}], seeds="0-2")
+    assert [json.loads(o) for _, o in grid.methods] == [{}, {"eg_lr": 0.5}]
+    assert grid.seeds == (0, 1, 2) and grid.describe()["methods"][1]["overrides"] == {"eg_lr": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"methods": "random_search"}, "random_search is a black-box method"),
+        ({"methods": "darts_v3"}, "did you mean"),
+        ({"methods": ""}, "no methods given; supernet methods: darts_v1"),
+        ({"methods": "gaea,gaea"}, "listed twice"),
+        ({"card": "nats_ws"}, "did you mean 'nats-ws'"),
+        ({"selections": ""}, "selection rule"),
+        ({"data": "jpg"}, "did you mean 'jpeg'"),
+        ({"max_steps": 0}, "max_steps"),
+    ],
+)
+def test_grid_errors(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _grid(**changes)
+
+
+def test_cell_keys_cover_card_data_and_images(tiny_store: Store) -> None:
+    card, label = sweep.effective_card(_grid())
+    truth = sweep.TruthSet.from_store(tiny_store, ["cifar10"], card.report_hp)
+    cells = sweep.plan_cells(_grid(seeds="0-1"), card, label, truth, "synthetic")
+    assert len(cells) == 2 and len(cells[0].key) == 16 and cells[0].key != cells[1].key
+    cell = cells[0]
+    for change in (
+        {"card": dataclasses.replace(card, max_steps_per_epoch=1)},
+        {"data_checksum": "other"},
+        {"images": "cifar10-jpeg:0"},
+        {"config": "{}"},
+        {"task": "cifar100"},
+    ):
+        assert dataclasses.replace(cell, **change).key != cell.key
+    assert dataclasses.replace(cell, selections=("topk",)).key == cell.key
+    assert json.loads(cell.config)["order"] == 1 and json.loads(cell.config)["arch_lr"] == 3e-4
+    with pytest.raises(ConfigError, match="hyperparameter of darts_v1"):
+        sweep.plan_cells(_grid(methods=[{"name": "darts_v1", "eg_lr": 1}]), card, label, truth, "s")
+
+
+# --------------------------------------------------------------------------- sweeps
+def test_sweep_resume_adds_missing_rules_and_refuses_other_data(
+    tiny_store: Store, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = sweep.run_supernet_sweep(_grid(), out, store=tiny_store, progress=False)
+    assert (first.planned, first.ran, first.skipped, first.failed) == (1, 1, 0, 0)
+    again = sweep.run_supernet_sweep(_grid(), out, store=tiny_store, progress=False)
+    assert (again.ran, again.skipped) == (0, 1)
+    more = sweep.run_supernet_sweep(_grid(selections="magnitude,topk"), out, store=tiny_store,
+                                    progress=False)  # fmt: skip
+    assert more.ran == 1
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert sorted(runs["selection"]) == ["magnitude", "topk"] and runs["run_key"].nunique() == 1
+    assert list(runs.columns) == list(sweep.SUPERNET_RUN_COLUMNS)
+    assert runs["budget"].isna().all() and runs["sim_seconds"].isna().all()
+    traj = pd.read_parquet(out / sweep.TRAJECTORIES_FILE)
+    assert list(traj.columns) == list(sweep.TRAJECTORY_COLUMNS) and len(traj) == 2
+    assert traj["argmax_test_acc"].notna().all()
+    assert (out / "supernets" / runs["run_key"].iloc[0]).is_dir()  # the cell's checkpoints
+
+    other_path = tmp_path / "other"
+    shutil.copytree(tiny_store.path, other_path)
+    manifest = json.loads((other_path / "manifest.json").read_text())
+    manifest["sources_sha256"] = "0" * 64
+    (other_path / "manifest.json").write_text(json.dumps(manifest))
+    before = sorted(p.name for p in out.rglob("*"))
+    with pytest.raises(ConfigError, match="other data"):
+        sweep.run_supernet_sweep(_grid(), out, store=open_store(other_path), progress=False)
+    assert sorted(p.name for p in out.rglob("*")) == before
+
+
+def test_black_box_directories_and_missing_images_are_refused(
+    tiny_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blackbox = tmp_path / "bb"
+    grid = runner.load_grid(methods="rs", seeds="0", tasks="cifar10", protocols="nats-tss",
+                            budget=2000.0)  # fmt: skip
+    runner.run_sweep(grid, blackbox, store=tiny_store, progress=False)
+    with pytest.raises(ConfigError, match="results of `harness run`"):
+        sweep.run_supernet_sweep(_grid(), blackbox, store=tiny_store, progress=False)
+    monkeypatch.setenv("HARNESS_SHARED_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match="CIFAR-10 JPEG archive not found"):
+        sweep.run_supernet_sweep(_grid(data="jpeg"), tmp_path / "o", store=tiny_store)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_failing_cell_gives_failed_rows(
+    tiny_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(sweep, "run_cell", broken)
+    grid = _grid(selections="magnitude,perturbation")
+    summary = sweep.run_supernet_sweep(grid, tmp_path, store=tiny_store, progress=False)
+    assert summary.failed == 1
+    runs = pd.read_parquet(tmp_path / "runs.parquet")
+    assert list(runs["status"]) == ["failed", "failed"] and runs["test_acc"].isna().all()
+    assert runs["error"].str.contains("out of memory").all()
+
+
+# --------------------------------------------------------------------------- report data
+def _traj() -> pd.DataFrame:
+    rows = []
+    for key, method, accs in [("a", "darts_v1", [80.0, 70.0]), ("b", "darts_v1", [84.0, 60.0]),
+                              ("c", "gaea", [90.0, 91.0])]:  # fmt: skip
+        for epoch, acc in enumerate(accs):
+            rows.append({
+                "run_key": key, "method": method, "protocol": "p@1", "eval_dataset": "cifar10",
+                "epoch": epoch, "argmax_test_acc": acc,
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_collapse_curve_data_by_hand() -> None:
+    data = collapse_curve_data(_traj(), "cifar10")
+    assert data.methods == ("darts_v1", "gaea") and data.n_runs == {"darts_v1": 2, "gaea": 1}
+    assert np.allclose(data.mean["darts_v1"], [82.0, 65.0])
+    assert np.allclose(data.low["darts_v1"], [80.0, 60.0])
+    assert np.allclose(data.high["darts_v1"], [84.0, 70.0])
+    assert np.allclose(data.epochs["gaea"], [0, 1])
+    with pytest.raises(ConfigError, match="did you mean 'cifar10'"):
+        collapse_curve_data(_traj(), "cifar-10")
+
+
+def test_rank_correlation_is_one_value_per_run_and_selection_md() -> None:
+    runs = pd.DataFrame({
+        "run_key": ["a", "a", "b", "b"], "method": ["gaea"] * 4,
+        "selection": ["magnitude", "perturbation"] * 2, "protocol": ["p@1"] * 4,
+        "seed": [0, 0, 1, 1], "status": ["ok"] * 4, "kendall_tau": [0.5, 0.5, 0.1, 0.1],
+        "dataset": ["cifar10"] * 4, "eval_dataset": ["cifar10"] * 4,
+        "test_acc": [80.0, 82.0, 81.0, 85.0], "synthetic": [False] * 4,
+    })  # fmt: skip
+    data = rank_correlation_data(runs)
+    assert data.methods == ("gaea",) and sorted(data.values["gaea"]) == [0.1, 0.5]
+    text = selection_markdown(runs)
+    assert "| gaea | p@1 | cifar10 | cifar10 | 2 | 83.50 | 80.50 | +3.00 | 1.00 |" in text
+    assert "SYNTHETIC" not in text
