@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,11 @@ class BlockSpec:
     @property
     def key(self) -> str:
         return f"{self.hp}/{self.dataset}"
+
+    @cached_property
+    def epoch_rows(self) -> dict[int, int]:
+        """0-based epoch -> row of the epoch axis, for the epochs held."""
+        return {epoch: row for row, epoch in enumerate(self.epochs_held)}
 
     @property
     def held_seeds(self) -> tuple[int, ...]:
@@ -177,12 +183,12 @@ class StoreWriter:
         """Writable views of every array; mapped only for the duration of the block.
 
         Unmapping after each chunk keeps the importer's resident memory bounded: written
-        pages go to the page cache instead of staying in this process.
+        pages go to the page cache instead of staying in this process. They reach the disk
+        once, in :meth:`finalize`.
         """
         buffer = np.memmap(self.tmp / DATA, dtype=np.uint8, mode="r+")
         try:
             yield {name: self.layout.view(buffer, name) for name in self.layout.arrays}
-            buffer.flush()
         finally:
             del buffer
 
@@ -197,7 +203,6 @@ class StoreWriter:
                 shape=entry.shape,
             )
             view[...] = 0 if view.dtype == np.uint8 else np.nan
-            view.flush()
             del view
 
     def finalize(
@@ -212,6 +217,8 @@ class StoreWriter:
                 )
                 for b in self.blocks
             ]
+        with open(self.tmp / DATA, "rb+") as fh:  # the data is durable before the manifest exists
+            os.fsync(fh.fileno())
         manifest = {
             "format_version": FORMAT_VERSION,
             "space": self.space,

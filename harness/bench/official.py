@@ -22,7 +22,7 @@ import re
 import statistics
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,8 @@ OFFICIAL_SEEDS: dict[tuple[str, str], tuple[int, ...]] = {
     ("sss", "12"): (777, 888, 999),
     ("sss", "90"): (777, 888, 999),
 }
-CHUNK = 256
+CHUNK = 1024  # architectures written per mapping of the store
+BATCH = 32  # architectures per worker task; only their stacked arrays travel back
 _PER_EPOCH = "per_epoch_times"  # transient array name: per-epoch times before averaging
 
 
@@ -72,15 +73,24 @@ def official_blocks(space: str) -> list[BlockSpec]:
 
 
 # --------------------------------------------------------------------------- per-file parsing
-@lru_cache(maxsize=4096)
+_PLANS: dict[tuple[int, int, int], np.ndarray] = {}
+
+
 def _positions(keys: tuple[Any, ...], wanted: tuple[Any, ...]) -> np.ndarray:
     """Position of each wanted key among ``keys``; ``len(keys)`` (a NaN sentinel) if absent.
 
     Runs of one archive share a handful of key layouts, so this is computed once per layout
-    and the values of every later run are gathered with one vectorised take.
+    and the values of every later run are gathered with one vectorised take. A layout is
+    recognised by its length and tuple hash (comparing the keys themselves would cost as much
+    as the gather); ``wanted`` is always one of the cached key tuples, so its id is stable.
     """
-    where = {k: i for i, k in enumerate(keys)}
-    return np.array([where.get(k, len(keys)) for k in wanted], dtype=np.intp)
+    token = (id(wanted), len(keys), hash(keys))
+    plan = _PLANS.get(token)
+    if plan is None:
+        where = {k: i for i, k in enumerate(keys)}
+        plan = np.array([where.get(k, len(keys)) for k in wanted], dtype=np.intp)
+        _PLANS[token] = plan
+    return plan
 
 
 def _gather(values: dict[Any, Any] | None, wanted: tuple[Any, ...]) -> np.ndarray:
@@ -99,6 +109,11 @@ def _eval_keys(splits: tuple[str, ...], epochs: int) -> tuple[str, ...]:
     return tuple(f"{split}@{e}" for split in splits for e in range(epochs))
 
 
+@cache
+def _epoch_keys(epochs: int) -> tuple[int, ...]:
+    return tuple(range(epochs))
+
+
 def _run_arrays(run: dict[str, Any], block: BlockSpec, what: str) -> tuple[np.ndarray, np.ndarray]:
     """Reduce one run to ``curves (2 * n_splits, epochs)`` and ``times (n_splits, epochs)``.
 
@@ -112,7 +127,7 @@ def _run_arrays(run: dict[str, Any], block: BlockSpec, what: str) -> tuple[np.nd
             f"{what}: run has {run['epochs']} epochs, hp {block.hp} expects {epochs}"
         )
     n_eval = len(block.splits) - 1
-    train_keys = tuple(range(epochs))
+    train_keys = _epoch_keys(epochs)
     eval_keys = _eval_keys(block.splits[1:], epochs)
     curves = np.empty((2 * len(block.splits), epochs))
     curves[0] = _gather(run["train_acc1es"], train_keys)
@@ -224,6 +239,21 @@ def _read_arch_file(
     return record, len(raw), digest
 
 
+def _read_batch(
+    items: list[tuple[Path, int]],
+    space: str,
+    blocks: dict[str, BlockSpec],
+    row_of: dict[int, int] | None,
+) -> tuple[Reduced, list[tuple[str, int, str]], int]:
+    """Worker: read a batch of files and reduce them, so that only stacked arrays travel."""
+    records, sources = [], []
+    for path, index in items:
+        record, size, digest = _read_arch_file(path, index, space, blocks)
+        records.append(record)
+        sources.append((path.name, size, digest))
+    return _reduce(records, row_of), sources, len(records)
+
+
 # --------------------------------------------------------------------------- archive discovery
 def _load_pickle(path: Path) -> Any:
     try:
@@ -268,25 +298,34 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def _write_chunk(
-    views: dict[str, np.ndarray], records: list[ArchRecord], row_of: dict[int, int] | None
-) -> None:
-    """Stack a chunk of records per array, take the seed means vectorised, write the rows.
+#: Rows of a batch of architectures per array name: ``(rows (n,), values (..., n))``.
+Reduced = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _reduce(records: list[ArchRecord], row_of: dict[int, int] | None) -> Reduced:
+    """Stack a batch of records per array and take the seed means, vectorised over the batch.
 
     Per-epoch times become the mean seconds per epoch of each run; slot 0 of every curve and
     time is the mean over the seeds present (NaN where none is).
     """
-    names_in_chunk = {name for rec in records for name in rec.arrays}
-    for name in names_in_chunk:
+    out: Reduced = {}
+    names_in_batch = {name for rec in records for name in rec.arrays}
+    for name in names_in_batch:
         recs = [r for r in records if name in r.arrays]
-        idx = np.array([r.index if row_of is None else row_of[r.index] for r in recs])
-        stacked = np.stack([r.arrays[name] for r in recs], axis=-1)  # (..., n_chunk)
+        rows = np.array([r.index if row_of is None else row_of[r.index] for r in recs])
+        stacked = np.stack([r.arrays[name] for r in recs], axis=-1)  # (..., n)
         if name.endswith(_PER_EPOCH):  # (epochs, slots, n) -> (slots, n)
             stacked = _nanmean_axis(stacked, 0)
             name = name[: -len(_PER_EPOCH)] + "epoch_time"
         if stacked.ndim >= 2 and not name.endswith("coverage"):  # slot axis is -2
             stacked[..., 0, :] = _nanmean_axis(stacked[..., 1:, :], -2)
-        views[name][..., idx] = stacked
+        out[name] = (rows, stacked)
+    return out
+
+
+def _write_reduced(views: dict[str, np.ndarray], reduced: Reduced) -> None:
+    for name, (rows, values) in reduced.items():
+        views[name][..., rows] = values
 
 
 def _nanmean_axis(values: np.ndarray, axis: int) -> np.ndarray:
@@ -356,14 +395,14 @@ def _import_directory(
     order = sorted(files)
     sources = [(META, len(meta_raw), hashlib.sha256(meta_raw).hexdigest())]
     logger.info("importing %d %s architectures from %s", len(order), space, source)
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=16)
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
 
-    def read(chunk: list[int]) -> Iterator[ArchRecord]:
-        for record, size, digest in parallel(
-            delayed(_read_arch_file)(files[i], i, space, by_key) for i in chunk
-        ):
-            sources.append((files[record.index].name, size, digest))
-            yield record
+    def read(chunk: list[int], row_of: dict[int, int] | None) -> Iterator[tuple[Reduced, int]]:
+        batches = [[(files[i], i) for i in batch] for batch in _chunks(chunk, BATCH)]
+        tasks = (delayed(_read_batch)(batch, space, by_key, row_of) for batch in batches)
+        for reduced, batch_sources, count in parallel(tasks):
+            sources.extend(batch_sources)
+            yield reduced, count
 
     return _write_store(
         Path(dest), space, order, read, overwrite=overwrite, progress=progress,
@@ -394,15 +433,17 @@ def _import_single_file(
             f"{source.name}: index {bad[0]} outside the {space} space (0..{n_archs - 1})"
         )
 
-    def read(chunk: list[int]) -> Iterator[ArchRecord]:
+    def read(chunk: list[int], row_of: dict[int, int] | None) -> Iterator[tuple[Reduced, int]]:
+        records = []
         for index in chunk:
             what = f"{source.name} [arch {index}]"
             try:
-                yield parse_arch_state(index, infos[index], space, by_key, what)
+                records.append(parse_arch_state(index, infos[index], space, by_key, what))
             except (KeyError, TypeError, AttributeError, ValueError) as err:
                 raise ArchiveError(
                     f"{what}: malformed content ({type(err).__name__}: {err})"
                 ) from None
+        yield _reduce(records, row_of), len(records)
 
     return _write_store(
         Path(dest), space, order, read, overwrite=overwrite, progress=progress,
@@ -414,7 +455,7 @@ def _write_store(
     dest: Path,
     space: str,
     order: list[int],
-    read: Callable[[list[int]], Iterable[ArchRecord]],
+    read: Callable[[list[int], dict[int, int] | None], Iterable[tuple[Reduced, int]]],
     *,
     overwrite: bool,
     progress: bool,
@@ -429,11 +470,9 @@ def _write_store(
     with StoreWriter(dest, space, n_archs, blocks, rows=rows, overwrite=overwrite) as writer:
         bar = tqdm(total=len(order), desc=f"import {space}", unit="arch", disable=not progress)
         for chunk in _chunks(order, CHUNK):
-            records = []
-            for record in read(chunk):
-                records.append(record)
-                bar.update(1)
             with writer.arrays() as views:
-                _write_chunk(views, records, row_of)
+                for reduced, count in read(chunk, row_of):
+                    _write_reduced(views, reduced)
+                    bar.update(count)
         bar.close()
         return writer.finalize(source="official", provenance=provenance(), sources=sources)

@@ -75,6 +75,7 @@ class Store:
             self._row_of = np.full(self.n_archs, -1, dtype=np.int64)
             self._row_of[self._rows] = np.arange(len(self._rows))
         self._cache: dict[tuple[Any, ...], np.ndarray] = {}
+        self._views: dict[str, np.ndarray] = {}  # array name -> view into data.bin
 
     # ------------------------------------------------------------------ plumbing
     @cached_property
@@ -83,10 +84,14 @@ class Store:
         expected = int(self.manifest["data_bytes"])
         if not file.is_file() or file.stat().st_size != expected:
             raise ArchiveError(f"store {self.path} is damaged: {DATA} missing or truncated")
-        return np.memmap(file, dtype=np.uint8, mode="r")
+        # a plain ndarray view of the mapping: slicing a memmap subclass costs microseconds
+        return np.memmap(file, dtype=np.uint8, mode="r").view(np.ndarray)
 
     def _array(self, name: str) -> np.ndarray:
-        return self._layout.view(self._buffer, name)
+        view = self._views.get(name)
+        if view is None:
+            view = self._views[name] = self._layout.view(self._buffer, name)
+        return view
 
     def _spread(self, values: np.ndarray, fill: float | bool) -> np.ndarray:
         """Rows -> architectures along the last axis (identity for a whole-space store)."""
@@ -160,7 +165,8 @@ class Store:
             raise BenchmarkQueryError(
                 f"epoch {epoch} is outside the hp-{block.hp} schedule (0..{block.epochs - 1})"
             )
-        if ep not in block.epochs_held:
+        row = block.epoch_rows.get(ep)
+        if row is None:
             held = block.epochs_held
             shown = (
                 f"0..{held[-1]}" if held == tuple(range(len(held))) else ", ".join(map(str, held))
@@ -169,7 +175,7 @@ class Store:
                 f"epoch {ep} of {block.dataset} @ hp {block.hp} is not held by this store "
                 f"(source {self.source}); epochs held: {shown}"
             )
-        return block.epochs_held.index(ep)
+        return row
 
     def _slot(self, block: BlockSpec, seed: Seed) -> int:
         if seed in ("mean", "all"):
@@ -294,16 +300,22 @@ class Store:
         else:
             erow = self._epoch_row(block, epoch)
             value = float(self._array(f"{block.key}/{split}/{metric}")[erow, slot, row])
-        cov = self._array(f"{block.key}/coverage")[:, row].astype(bool)
-        have = [s for s, c in zip(block.seeds, cov, strict=True) if c]
-        if seed == "all" and (not block.held_seeds or set(have) != set(block.held_seeds)):
-            raise BenchmarkQueryError(
-                f"architecture {index} lacks seeds on {dataset} @ hp {block.hp}: has {have}, "
-                f"'all' requires {list(block.held_seeds)}"
-            )
-        if np.isnan(value):
-            raise BenchmarkQueryError(self._absent_message(index, have, block, split, metric, seed))
+        if seed == "all" or value != value:  # NaN: absent
+            have = self._seeds_of(block, row)
+            if seed == "all" and (not block.held_seeds or set(have) != set(block.held_seeds)):
+                raise BenchmarkQueryError(
+                    f"architecture {index} lacks seeds on {dataset} @ hp {block.hp}: has {have}, "
+                    f"'all' requires {list(block.held_seeds)}"
+                )
+            if value != value:
+                raise BenchmarkQueryError(
+                    self._absent_message(index, have, block, split, metric, seed)
+                )
         return value
+
+    def _seeds_of(self, block: BlockSpec, row: int) -> list[int]:
+        cov = self._array(f"{block.key}/coverage")[:, row]
+        return [s for s, c in zip(block.seeds, cov.tolist(), strict=True) if c]
 
     def _absent_message(
         self, index: int, have: list[int], block: BlockSpec, split: str, metric: str, seed: Seed
