@@ -155,8 +155,13 @@ class Store:
 
     def _check_split(self, block: BlockSpec, split: str) -> None:
         if split not in block.splits:
+            hint = (
+                " (CIFAR-10 validation lives in the 'cifar10-valid' run, trained on 25k images)"
+                if block.dataset == "cifar10" and split == "x-valid"
+                else ""
+            )
             raise BenchmarkQueryError(
-                unknown(f"split for {block.dataset} @ hp {block.hp}", split, block.splits)
+                unknown(f"split for {block.dataset} @ hp {block.hp}", split, block.splits) + hint
             )
 
     def _epoch_row(self, block: BlockSpec, epoch: int | None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,14 @@ def test_check_dataset() -> None:
         assert names.check_dataset(dataset) == dataset
     with pytest.raises(BenchmarkQueryError, match="did you mean 'ImageNet16-120'"):
         names.check_dataset("imagenet16-120")
+
+
+def test_cifar10_validation_split_points_to_the_valid_run(
+    tss_samples: Path, tmp_path: Path
+) -> None:
+    from harness.bench.official import import_official
+    from harness.bench.store import Store
+
+    store = Store(import_official(tss_samples, tmp_path / "s", n_jobs=1, progress=False))
+    with pytest.raises(BenchmarkQueryError, match="cifar10-valid"):
+        store.metric(0, "cifar10", "x-valid", 200, "accuracy", "mean")
