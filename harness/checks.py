@@ -71,9 +71,10 @@ def check_method(cls: type[Any], store_or_tables: Any = None, *, task: str = "ci
 
 
 # --------------------------------------------------------------------------- static checks
-def _check_shape(cls: type[BlackBoxMethod]) -> None:
-    assert isinstance(cls, type) and issubclass(cls, BlackBoxMethod), (
-        f"{cls!r} is not a subclass of BlackBoxMethod"
+def _check_shape(cls: type[Any], base: type[Any] = BlackBoxMethod) -> None:
+    """Assert ``cls`` subclasses ``base``, has a name, no abstract methods, a frozen Config."""
+    assert isinstance(cls, type) and issubclass(cls, base), (
+        f"{cls!r} is not a subclass of {base.__name__}"
     )
     name = getattr(cls, "name", None)
     assert isinstance(name, str) and name, f"{cls.__qualname__}.name must be a non-empty string"
@@ -278,20 +279,7 @@ def check_supernet_method(cls: type[Any], *, epochs: int = 2, steps: int = 2) ->
     """
     from harness.supernet.method import SupernetMethod
 
-    assert isinstance(cls, type) and issubclass(cls, SupernetMethod), (
-        f"{cls!r} is not a subclass of SupernetMethod"
-    )
-    name = getattr(cls, "name", None)
-    assert isinstance(name, str) and name, f"{cls.__qualname__}.name must be a non-empty string"
-    assert not getattr(cls, "__abstractmethods__", None), (
-        f"{cls.__qualname__} leaves abstract methods unimplemented: "
-        f"{sorted(cls.__abstractmethods__)}"
-    )
-    config = getattr(cls, "Config", None)
-    assert dataclasses.is_dataclass(config) and isinstance(config, type), (
-        f"{cls.__qualname__}.Config must be a dataclass"
-    )
-    assert config.__dataclass_params__.frozen, f"{cls.__qualname__}.Config must be frozen"  # type: ignore[attr-defined]
+    _check_shape(cls, SupernetMethod)
     _check_config(cls, derived=frozenset({"arch_split"}))
     assert cls().arch_split in ("valid", "train"), (
         f"{cls.__qualname__}.arch_split must be 'valid' or 'train'"

@@ -8,6 +8,7 @@ small made-up tss store (whole space, smooth accuracies) built once per session.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,15 @@ def make_tiny_store(dest: Path, seed: int = 0) -> Store:
     table = dest.parent / f"{dest.name}.parquet"
     tiny_table(seed).to_parquet(table, index=False)
     return open_store(import_table(table, dest, progress=False))
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one intra-op thread for the test (use via ``pytest.mark.usefixtures``)."""
+    from harness.supernet.testing import one_torch_thread as single_thread
+
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import ConfigError
+from harness.cli.common import add_report_arguments, print_sweep_summary, require_results_dir
 
 
 def _jobs(text: str) -> int:
@@ -49,10 +49,7 @@ def register(groups: Any) -> None:
     report = groups.add_parser(
         "report", help="write the leaderboard (Markdown, LaTeX) and figures of a results dir"
     )
-    report.add_argument("results", type=Path, help="results directory of `harness run`")
-    report.add_argument("--out", type=Path, help="where to write (default: the results dir)")
-    report.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
-    report.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    add_report_arguments(report, "harness run")
     report.set_defaults(handler=report_command)
 
     main = groups.add_parser(
@@ -100,19 +97,14 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: Any) -> None:
-    print(
-        f"{summary.planned} runs planned: {summary.skipped} already finished, "
-        f"{summary.ran} run now ({summary.failed} failed) in {summary.wall_seconds:.1f} s"
-    )
-    print(f"results: {summary.out}")
+    print_sweep_summary(summary, "runs planned")
 
 
 def report_command(args: argparse.Namespace) -> int:
     from harness.report import write_report
     from harness.results import ResultsDir
 
-    if not args.results.is_dir():
-        raise ConfigError(f"results directory {args.results} does not exist")
+    require_results_dir(args.results)
     runs, trajectories = ResultsDir(args.results).load()
     rng = np.random.default_rng(args.seed)
     paths = write_report(runs, trajectories, args.out or args.results, rng, n_boot=args.n_boot)

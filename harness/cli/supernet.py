@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.cli.common import add_report_arguments, print_sweep_summary, require_results_dir
 from harness.errors import ConfigError, unknown
 
 #: Cards offered on the command line (see :mod:`harness.supernet.cards`).
@@ -55,10 +56,7 @@ def register(groups: Any) -> None:
     report = commands.add_parser(
         "report", help="leaderboard, selection tests and figures of a supernet results dir"
     )
-    report.add_argument("results", type=Path, help="results directory of `harness supernet run`")
-    report.add_argument("--out", type=Path, help="where to write (default: the results dir)")
-    report.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
-    report.add_argument("--n-boot", type=_positive, default=1000, help="bootstrap resamples")
+    add_report_arguments(report, "harness supernet run", n_boot_type=_positive)
     report.add_argument("--control", help="method+selection label to test the others against")
     report.set_defaults(handler=report_command)
 
@@ -79,11 +77,7 @@ def run_command(args: argparse.Namespace) -> int:
     card, label = sweep.effective_card(grid)
     if card.data == "synthetic":
         print("NOTE: synthetic images; these results are SYNTHETIC")
-    print(
-        f"{summary.planned} cells planned ({label}): {summary.skipped} already finished, "
-        f"{summary.ran} run now ({summary.failed} failed) in {summary.wall_seconds:.1f} s"
-    )
-    print(f"results: {summary.out}")
+    print_sweep_summary(summary, f"cells planned ({label})")
     return 1 if summary.failed else 0
 
 
@@ -91,8 +85,7 @@ def report_command(args: argparse.Namespace) -> int:
     from harness.supernet.sweep import SupernetResultsDir
     from harness.supernet.sweep_report import write_supernet_report
 
-    if not args.results.is_dir():
-        raise ConfigError(f"results directory {args.results} does not exist")
+    require_results_dir(args.results)
     target = SupernetResultsDir(args.results)
     manifest = target.manifest()
     if manifest is not None and manifest.get("kind") != "supernet":

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.errors import ArchitectureError, unknown
+from harness.spaces._common import check_index, mutate_digits, one_change_codes, sample_indices
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +46,7 @@ def _malformed(text: str, detail: str) -> ArchitectureError:
 
 
 def _check_index(index: int | np.integer) -> int:
-    if isinstance(index, bool) or not isinstance(index, int | np.integer):
-        raise ArchitectureError(
-            f"expected an sss index (int) or string, got {type(index).__name__} {index!r}"
-        )
-    i = int(index)
-    if not 0 <= i < NUM_ARCHS:
-        raise ArchitectureError(f"sss index {i} out of range; expected 0 <= index < {NUM_ARCHS}")
-    return i
+    return check_index(index, "sss", NUM_ARCHS, article="an")
 
 
 def _check_positions(positions: Sequence[int] | npt.NDArray[np.integer]) -> tuple[int, ...]:
@@ -195,22 +189,12 @@ def iso_classes() -> npt.NDArray[np.int32]:
 
 def neighbours(arch: Arch) -> list[int]:
     """The 35 indices that differ from ``arch`` in exactly one layer's width, sorted."""
-    i = parse(arch)
-    positions = index_to_positions(i)
-    return sorted(
-        i + (p - positions[layer]) * _PLACE[layer]
-        for layer in range(NUM_LAYERS)
-        for p in range(NUM_WIDTHS)
-        if p != positions[layer]
-    )
+    return sorted(one_change_codes(index_to_positions(parse(arch)), _PLACE, NUM_WIDTHS))
 
 
 def mutate(arch: Arch, rng: np.random.Generator) -> int:
     """Change one uniformly chosen layer to a uniformly chosen different width."""
-    positions = list(index_to_positions(parse(arch)))
-    layer = int(rng.integers(NUM_LAYERS))
-    positions[layer] = (positions[layer] + int(rng.integers(1, NUM_WIDTHS))) % NUM_WIDTHS
-    return positions_to_index(positions)
+    return positions_to_index(mutate_digits(index_to_positions(parse(arch)), NUM_WIDTHS, rng))
 
 
 @overload
@@ -221,6 +205,4 @@ def sample(
     rng: np.random.Generator, size: int | tuple[int, ...] | None = None
 ) -> int | npt.NDArray[np.int64]:
     """Uniform random official indices: an int if ``size`` is None, else an int64 array."""
-    if size is None:
-        return int(rng.integers(NUM_ARCHS))
-    return rng.integers(NUM_ARCHS, size=size, dtype=np.int64)
+    return sample_indices(rng, NUM_ARCHS, size)

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.errors import ArchitectureError, unknown
+from harness.spaces._common import check_index, mutate_digits, one_change_codes, sample_indices
 
 logger = logging.getLogger(__name__)
 
@@ -132,14 +133,7 @@ def _parse_string(text: str) -> tuple[int, ...]:
 
 
 def _check_index(index: int | np.integer) -> int:
-    if isinstance(index, bool) or not isinstance(index, int | np.integer):
-        raise ArchitectureError(
-            f"expected a tss index (int) or string, got {type(index).__name__} {index!r}"
-        )
-    i = int(index)
-    if not 0 <= i < NUM_ARCHS:
-        raise ArchitectureError(f"tss index {i} out of range; expected 0 <= index < {NUM_ARCHS}")
-    return i
+    return check_index(index, "tss", NUM_ARCHS)
 
 
 def _check_ops(ops: Sequence[int] | npt.NDArray[np.integer]) -> tuple[int, ...]:
@@ -267,23 +261,14 @@ def iso_classes() -> npt.NDArray[np.int32]:
 
 def neighbours(arch: Arch) -> list[int]:
     """The 24 indices that differ from ``arch`` on exactly one edge, sorted ascending."""
-    ops = index_to_ops(parse(arch))
-    code = sum(o * p for o, p in zip(ops, _PLACE, strict=True))
     index_of_code = _tables().index_of_code
-    return sorted(
-        index_of_code[code + (op - ops[e]) * _PLACE[e]]
-        for e in range(NUM_EDGES)
-        for op in range(NUM_OPS)
-        if op != ops[e]
-    )
+    codes = one_change_codes(index_to_ops(parse(arch)), _PLACE, NUM_OPS)
+    return sorted(index_of_code[c] for c in codes)
 
 
 def mutate(arch: Arch, rng: np.random.Generator) -> int:
     """Change one uniformly chosen edge to a uniformly chosen different op; return the index."""
-    ops = list(index_to_ops(parse(arch)))
-    edge = int(rng.integers(NUM_EDGES))
-    ops[edge] = (ops[edge] + int(rng.integers(1, NUM_OPS))) % NUM_OPS
-    return ops_to_index(ops)
+    return ops_to_index(mutate_digits(index_to_ops(parse(arch)), NUM_OPS, rng))
 
 
 @overload
@@ -294,6 +279,4 @@ def sample(
     rng: np.random.Generator, size: int | tuple[int, ...] | None = None
 ) -> int | npt.NDArray[np.int64]:
     """Uniform random official indices: an int if ``size`` is None, else an int64 array."""
-    if size is None:
-        return int(rng.integers(NUM_ARCHS))
-    return rng.integers(NUM_ARCHS, size=size, dtype=np.int64)
+    return sample_indices(rng, NUM_ARCHS, size)

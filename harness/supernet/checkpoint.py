@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -50,27 +50,30 @@ def state_in(state: dict[str, Any], saved: dict[str, Any]) -> None:
             state[key] = saved[key]
 
 
+class CheckpointPieces(TypedDict):
+    """The live objects a checkpoint saves and restores (keyword arguments of both functions)."""
+
+    supernet: nn.Module
+    optimizer: torch.optim.Optimizer
+    arch_state: dict[str, torch.Tensor]
+    method_state: dict[str, Any]
+    generator: torch.Generator
+    loader_generators: Sequence[torch.Generator | None]
+    rng: np.random.Generator
+
+
 def save_checkpoint(
-    path: Path,
-    *,
-    supernet: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    arch_state: dict[str, torch.Tensor],
-    method_state: dict[str, Any],
-    generator: torch.Generator,
-    loader_generators: Sequence[torch.Generator | None],
-    rng: np.random.Generator,
-    extra: dict[str, Any],
+    path: Path, *, extra: dict[str, Any], **pieces: Unpack[CheckpointPieces]
 ) -> None:
     """Write everything a resume needs to ``path`` (atomically)."""
     payload = {
-        "supernet": supernet.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "arch_state": state_out(arch_state),
-        "method_state": state_out(method_state),
-        "generator": generator.get_state(),
-        "loaders": [g.get_state() if g is not None else None for g in loader_generators],
-        "numpy_rng": rng.bit_generator.state,
+        "supernet": pieces["supernet"].state_dict(),
+        "optimizer": pieces["optimizer"].state_dict(),
+        "arch_state": state_out(pieces["arch_state"]),
+        "method_state": state_out(pieces["method_state"]),
+        "generator": pieces["generator"].get_state(),
+        "loaders": [g.get_state() if g is not None else None for g in pieces["loader_generators"]],
+        "numpy_rng": pieces["rng"].bit_generator.state,
         "extra": extra,
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -78,27 +81,17 @@ def save_checkpoint(
     os.replace(tmp, path)
 
 
-def load_checkpoint(
-    path: Path,
-    *,
-    supernet: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    arch_state: dict[str, torch.Tensor],
-    method_state: dict[str, Any],
-    generator: torch.Generator,
-    loader_generators: Sequence[torch.Generator | None],
-    rng: np.random.Generator,
-) -> dict[str, Any]:
+def load_checkpoint(path: Path, **pieces: Unpack[CheckpointPieces]) -> dict[str, Any]:
     """Restore all of the above in place from ``path``; returns the ``extra`` record."""
     saved = torch.load(path, weights_only=False, map_location="cpu")
-    supernet.load_state_dict(saved["supernet"])
-    optimizer.load_state_dict(saved["optimizer"])
-    state_in(arch_state, saved["arch_state"])
-    state_in(method_state, saved["method_state"])
-    generator.set_state(saved["generator"])
-    for gen, state in zip(loader_generators, saved["loaders"], strict=True):
+    pieces["supernet"].load_state_dict(saved["supernet"])
+    pieces["optimizer"].load_state_dict(saved["optimizer"])
+    state_in(pieces["arch_state"], saved["arch_state"])
+    state_in(pieces["method_state"], saved["method_state"])
+    pieces["generator"].set_state(saved["generator"])
+    for gen, state in zip(pieces["loader_generators"], saved["loaders"], strict=True):
         if gen is not None and state is not None:
             gen.set_state(state)
-    rng.bit_generator.state = saved["numpy_rng"]
+    pieces["rng"].bit_generator.state = saved["numpy_rng"]
     logger.info("restored search checkpoint %s", path)
     return dict(saved["extra"])

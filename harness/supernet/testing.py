@@ -3,6 +3,9 @@ images. Not for experiments."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
@@ -11,6 +14,20 @@ from harness.supernet.search import SearchConfig
 from harness.supernet.tss import TssSuperNet
 
 NORM = Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the block on one intra-op torch thread, then restore the previous count.
+
+    Tiny networks run fastest that way (and do not oversubscribe CI cores).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def tiny_data(seed: int, n: int = 32, classes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:

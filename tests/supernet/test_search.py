@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,7 @@ from methods.gaea import Gaea
 from methods.gdas import Gdas
 from methods.rarts import Rarts
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny networks run fastest on one intra-op thread (and do not oversubscribe CI cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _run(method: SupernetMethod, seed: int = 0, **kwargs: Any) -> tuple[SearchResult, TssSuperNet]:

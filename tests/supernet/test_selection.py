@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -21,14 +20,7 @@ from harness.supernet.selection import (
 )
 from harness.supernet.testing import tiny_loaders, tiny_supernet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny networks run fastest on one intra-op thread (and do not oversubscribe CI cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SIGNAL_EDGE, SIGNAL_OP, DECOY_OP = 2, 3, 1
