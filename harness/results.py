@@ -24,6 +24,8 @@ best test accuracy of the eval task minus it (percentage points). Missing is nul
 (supernet sweeps, :mod:`harness.supernet.sweep`) keeps the same conventions with its own
 columns. Building a black-box run's record (:func:`~harness.records.report_table`,
 :func:`~harness.records.make_record`) lives in :mod:`harness.records` (re-exported here).
+The manifest's provenance entries (git commit, packages, machine) are built in
+:mod:`harness.provenance`, also re-exported here.
 """
 
 from __future__ import annotations
@@ -32,23 +34,22 @@ import json
 import logging
 import math
 import os
-import platform
-import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
 from harness.errors import ArchiveError, ConfigError
+from harness.provenance import git_commit as git_commit
+from harness.provenance import machine_info as machine_info
+from harness.provenance import now as now
+from harness.provenance import package_versions as package_versions
+from harness.provenance import sweep_manifest as sweep_manifest
 
 if TYPE_CHECKING:
-    from harness.bench.store import Store
-    from harness.protocol import ProtocolCard
     from harness.records import ReportTable as ReportTable
     from harness.records import make_record as make_record
     from harness.records import report_table as report_table
@@ -85,17 +86,6 @@ TRAJECTORY_VARYING: tuple[str, ...] = (
     "incumbent_test", "regret",
 )
 # fmt: on
-_PACKAGES = (
-    "nats-harness",
-    "numpy",
-    "scipy",
-    "pandas",
-    "pyarrow",
-    "joblib",
-    "tqdm",
-    "torch",
-    "nats_bench",
-)  # fmt: skip
 
 
 def _clean(value: Any) -> Any:
@@ -346,74 +336,6 @@ def _append_trajectory(
             cols[name].extend(record.trajectory[name])
         else:
             cols[name].extend([head[name]] * n)
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def git_commit() -> dict[str, Any]:
-    """Commit hash and dirty flag of the checkout holding this package, or nulls."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, timeout=10,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    if head.returncode != 0:
-        return {"commit": None, "dirty": None}
-    return {
-        "commit": head.stdout.strip(),
-        "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None,
-    }
-
-
-def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str | None]:
-    """Installed version of each package (None when absent)."""
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def machine_info(device: str = "cpu") -> dict[str, Any]:
-    """Platform, Python, CPU count and compute ``device`` of the machine that ran the sweep."""
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "device": device,
-    }
-
-
-def sweep_manifest(
-    store: Store, cards: Mapping[str, ProtocolCard], budgets: Mapping[str, float]
-) -> dict[str, Any]:
-    """Manifest entries of a sweep: code, packages, machine, data and protocol cards."""
-    return {
-        "git": git_commit(),
-        "packages": package_versions(),
-        "machine": machine_info(),
-        "data": {
-            "checksum": store.checksum, "store": store.path.name, "source": store.source,
-            "synthetic": store.synthetic, "space": store.space_name,
-            "archs_present": store.n_present, "created": store.manifest.get("created"),
-        },
-        "synthetic": store.synthetic,
-        "protocols": {
-            label: {**card.to_dict(), **({"budget_overrides": dict(budgets)} if budgets else {})}
-            for label, card in cards.items()
-        },
-    }  # fmt: skip
 
 
 _RECORD_NAMES = ("ReportTable", "make_record", "report_table")
