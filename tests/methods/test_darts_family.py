@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -18,14 +16,7 @@ from methods.gaea import Gaea, GaeaConfig, candidate_mask, exponentiated_gradien
 from methods.gdas import Gdas, GdasConfig
 from methods.rarts import Rarts, RartsConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny networks run fastest on one intra-op thread (and do not oversubscribe CI cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -17,13 +16,7 @@ from harness.errors import ConfigError
 from harness.protocol import get_method, make_method, method_kind, method_names
 from harness.supernet.search import Batch, StepContext, SupernetMethod
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SUPERNET = ("darts_v1", "darts_v2", "drnas", "gaea", "gdas", "rarts")
