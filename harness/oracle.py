@@ -215,6 +215,8 @@ class FitnessTables:
     budget: float
     checksum: str
     synthetic: bool
+    #: Where the data forced a departure from the protocol (e.g. seed means only), in words.
+    notes: tuple[str, ...] = ()
 
     @property
     def space(self) -> Space:
@@ -267,12 +269,15 @@ def _read_tables(store: Store, card: ProtocolCard, task: str) -> FitnessTables:
     dataset, _ = names.resolve(task, card.fitness_role)
     held = store.block(dataset, card.fitness_hp).held_seeds
     seeds: list[int | Literal["mean"]] = ["mean"]
+    notes: list[str] = []
     if card.fitness_seed == "random" and held:
         seeds = list(held)
     elif card.fitness_seed == "random":
-        logger.warning("%s @ hp %s holds only seed means: each query answers the mean",
-                       dataset, card.fitness_hp)  # fmt: skip
-    rows = [_seed_row(store, card, task, seed) for seed in seeds]
+        notes.append(f"{task}: {dataset} @ hp {card.fitness_hp} holds only seed means, so each "
+                     "query answers the mean instead of one drawn seed")  # fmt: skip
+    rows = [_seed_row(store, card, task, seed, notes) for seed in seeds]
+    for note in notes:
+        logger.info("%s", note)
     fitness = _frozen(np.stack([r[0] for r in rows]), "fitness")
     cost = _frozen(np.stack([r[1] for r in rows]), "cost")
     logger.info("fitness tables %s %s: %d seeds, %d/%d architectures present", card.key, task,
@@ -287,18 +292,19 @@ def _read_tables(store: Store, card: ProtocolCard, task: str) -> FitnessTables:
         budget=card.budgets[task],
         checksum=store.checksum,
         synthetic=store.synthetic,
+        notes=tuple(dict.fromkeys(notes)),
     )
 
 
 def _seed_row(
-    store: Store, card: ProtocolCard, task: str, seed: int | Literal["mean"]
+    store: Store, card: ProtocolCard, task: str, seed: int | Literal["mean"], notes: list[str]
 ) -> tuple[FloatArray, FloatArray]:
     """Fitness and charge of one training seed for every architecture, each ``(n_archs,)``.
 
     The charge is the whole-schedule training time (on the task's training run) plus one
     epoch of evaluation on the fitness split. Sources without evaluation times are charged
     the training time only; architectures without a training time are treated as absent.
-    Both cases are logged.
+    Both cases are added to ``notes``.
     """
     dataset, split = names.resolve(task, card.fitness_role)
     train_set, train_split = names.resolve(task, "train")
@@ -308,13 +314,13 @@ def _seed_row(
     evaluation = store.metric_all(dataset, split, hp, "time", seed, epoch=0).astype(np.float64)
     no_eval = np.isnan(evaluation) & ~np.isnan(acc)
     if no_eval.any():
-        logger.warning("seed %s: %d architectures lack %s eval time: charging training only",
-                       seed, int(no_eval.sum()), split)  # fmt: skip
+        notes.append(f"{task}: {int(no_eval.sum())} architectures lack {split} evaluation "
+                     "times, so queries are charged their training time only")  # fmt: skip
     charge = train + np.where(no_eval, 0.0, evaluation)
     unpriced = np.isnan(charge) & ~np.isnan(acc)
     if unpriced.any():
-        logger.warning("seed %s: %d architectures lack training time: treated as absent",
-                       seed, int(unpriced.sum()))  # fmt: skip
+        notes.append(f"{task}: {int(unpriced.sum())} architectures lack a training time "
+                     "and are treated as absent")  # fmt: skip
         acc[unpriced] = np.nan
     return acc, charge
 

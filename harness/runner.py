@@ -237,6 +237,8 @@ class SweepSummary:
     ran: int
     failed: int
     wall_seconds: float
+    #: Departures from the protocol that the data forced (see ``FitnessTables.notes``).
+    notes: tuple[str, ...] = ()
 
 
 def default_store(space: str) -> str:
@@ -320,11 +322,14 @@ def run_sweep(
         key=lambda s: (s.protocol, s.task, s.method, s.config, s.seed),
     )
     cards = {s.protocol: get_protocol(s.protocol_name) for s in specs}
+    notes = _data_notes(data, specs)
     target.update_manifest(results.sweep_manifest(data, cards, dict(grid.budgets)))
     failed = _execute(todo, target, str(data.path), jobs, backend, scheduler, chunk_size, progress)
     runs, traj = target.consolidate(prune)
     wall = time.perf_counter() - t0
-    summary = SweepSummary(target.path, len(specs), len(specs) - len(todo), len(todo), failed, wall)
+    summary = SweepSummary(
+        target.path, len(specs), len(specs) - len(todo), len(todo), failed, wall, notes
+    )
     sweep = {"started": started, "grid": grid.describe(), "jobs": jobs, "backend": backend,
              **{k: v for k, v in asdict(summary).items() if k != "out"}}  # fmt: skip
     n_runs = int(runs["run_key"].nunique())
@@ -332,6 +337,13 @@ def run_sweep(
                             "n_trajectory_rows": len(traj)})  # fmt: skip
     logger.info("sweep into %s: %s", target.path, sweep)
     return summary
+
+
+def _data_notes(data: Store, specs: list[RunSpec]) -> tuple[str, ...]:
+    """The data caveats of every (protocol, task) of a sweep, each said once."""
+    pairs = dict.fromkeys((s.protocol_name, s.task) for s in specs)
+    notes = (n for p, t in pairs for n in FitnessTables.from_store(data, p, t).notes)
+    return tuple(dict.fromkeys(notes))
 
 
 def _execute(

@@ -35,4 +35,6 @@ def print_sweep_summary(summary: Any, planned: str) -> None:
         f"{summary.planned} {planned}: {summary.skipped} already finished, "
         f"{summary.ran} run now ({summary.failed} failed) in {summary.wall_seconds:.1f} s"
     )
+    for note in getattr(summary, "notes", ()):
+        print(f"note: {note}")
     print(f"results: {summary.out}")

@@ -58,3 +58,18 @@ def test_same_seed_same_table() -> None:
 def test_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     write_synthetic_store(tmp_path / "s", np.random.default_rng(0))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+def test_mean_only_data_is_reported_as_a_note(tss_public_table: Path, tmp_path: Path) -> None:
+    """The public table holds only seed means at hp 12: the tables say so, once per task."""
+    from harness.bench.tidy import import_table
+
+    public = Store(import_table(tss_public_table, tmp_path / "public", progress=False))
+    notes = FitnessTables.from_store(public, get_protocol("nats-tss"), "cifar100").notes
+    assert any("only seed means" in n for n in notes)
+    assert any("evaluation times" in n for n in notes)
+    assert len(notes) == len(set(notes))
+
+
+def test_complete_data_has_no_notes(store: Store) -> None:
+    assert FitnessTables.from_store(store, get_protocol("nats-tss"), "cifar10").notes == ()
