@@ -7,7 +7,10 @@ without reading the source.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class HarnessError(Exception):
@@ -49,3 +52,18 @@ def unknown(kind: str, name: object, choices: Iterable[object]) -> str:
     return f"unknown {kind} {name!r}{did_you_mean(str(name), options)}; expected one of: " + (
         ", ".join(options)
     )
+
+
+def lookup_versioned(table: Mapping[str, T], name: str, kind: str) -> T:
+    """The entry of ``table`` called ``name``, or keyed ``name@version`` with a matching version.
+
+    Entries carry a ``version`` attribute; anything else raises :class:`ConfigError`.
+    """
+    base, _, version = str(name).partition("@")
+    entry = table.get(base)
+    if entry is None:
+        raise ConfigError(unknown(kind, name, table))
+    current = getattr(entry, "version", None)
+    if version and version != str(current):
+        raise ConfigError(f"{kind} {base!r} is at version {current}, not {version!r}")
+    return entry

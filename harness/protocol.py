@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 import numpy as np
 
 from harness.bench import names
-from harness.errors import ConfigError, unknown
+from harness.errors import ConfigError, lookup_versioned, unknown
 from harness.registry import (
     KINDS,
     get_method,
@@ -212,13 +212,7 @@ def protocol_names() -> tuple[str, ...]:
 
 def get_protocol(name: str) -> ProtocolCard:
     """The card called ``name`` (``"nats-tss"``) or keyed ``name@version`` (``"nats-tss@1"``)."""
-    base, _, version = str(name).partition("@")
-    card = PROTOCOLS.get(base)
-    if card is None:
-        raise ConfigError(unknown("protocol", name, PROTOCOLS))
-    if version and version != str(card.version):
-        raise ConfigError(f"protocol {base!r} is at version {card.version}, not {version!r}")
-    return card
+    return lookup_versioned(PROTOCOLS, name, "protocol")
 
 
 # --------------------------------------------------------------------------- run records

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.bench import names
-from harness.errors import ConfigError, unknown
+from harness.errors import ConfigError, lookup_versioned, unknown
 from harness.supernet.method import SearchConfig
 from harness.supernet.selection import PerturbationConfig, TopKConfig
 
@@ -292,10 +292,4 @@ def card_names() -> tuple[str, ...]:
 
 def get_card(name: str) -> SupernetCard:
     """The card called ``name`` or keyed ``name@version``."""
-    base, _, version = str(name).partition("@")
-    card = SUPERNET_CARDS.get(base)
-    if card is None:
-        raise ConfigError(unknown("supernet card", name, SUPERNET_CARDS))
-    if version and version != str(card.version):
-        raise ConfigError(f"supernet card {base!r} is at version {card.version}, not {version!r}")
-    return card
+    return lookup_versioned(SUPERNET_CARDS, name, "supernet card")
