@@ -27,7 +27,8 @@ FloatArray = npt.NDArray[np.float64]
 _TRAJ_COLUMNS = ("run_key", "method", "space", "protocol", "eval_dataset", "sim_seconds")
 
 
-def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
+def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
+    """``ax``, or the axes of a new figure of ``figsize`` inches when ``ax`` is None."""
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt  # only when the caller wants a fresh figure
@@ -131,7 +132,7 @@ def plot_regret_curves(data: RegretCurveData, ax: Axes | None = None) -> Axes:
 
     A curve that reaches zero regret leaves the log-y axis at that point.
     """
-    ax = _new_axes(ax, (6.0, 4.0))
+    ax = new_axes(ax, (6.0, 4.0))
     positive = False
     for method in data.methods:
         style = method_style(method)
@@ -248,7 +249,7 @@ def cd_diagram_data(
 def plot_cd_diagram(data: CDDiagramData, ax: Axes | None = None) -> Axes:
     """Critical-difference diagram: rank axis (1 at left), names on elbows, clique bars."""
     k = len(data.methods)
-    ax = _new_axes(ax, (max(6.0, 0.9 * k), 1.2 + 0.3 * k))
+    ax = new_axes(ax, (max(6.0, 0.9 * k), 1.2 + 0.3 * k))
     ax.set_axis_off()
     ax.hlines(0.0, 1, k, color="black", linewidth=1)
     for r in range(1, k + 1):
@@ -372,9 +373,9 @@ def _plot_distribution(data: DistributionData, ax: Axes) -> Axes:
 
 def plot_test_distribution(data: DistributionData, ax: Axes | None = None) -> Axes:
     """Box plot with the individual seeds of the final test metric per method."""
-    return _plot_distribution(data, _new_axes(ax, (max(4.0, 0.7 * len(data.methods)), 4.0)))
+    return _plot_distribution(data, new_axes(ax, (max(4.0, 0.7 * len(data.methods)), 4.0)))
 
 
 def plot_rank_distribution(data: DistributionData, ax: Axes | None = None) -> Axes:
     """Box plot of the chosen architecture's rank (log axis) or percentile per method."""
-    return _plot_distribution(data, _new_axes(ax, (max(4.0, 0.7 * len(data.methods)), 4.0)))
+    return _plot_distribution(data, new_axes(ax, (max(4.0, 0.7 * len(data.methods)), 4.0)))

@@ -36,6 +36,7 @@ from harness import results
 from harness.errors import ConfigError, unknown
 from harness.report import plots, write_report
 from harness.report.leaderboard import require_columns, settings
+from harness.report.plots import new_axes
 from harness.report.style import method_style
 from harness.supernet.quality import compare_selections, comparison_markdown
 
@@ -55,15 +56,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 _RUN_NEEDS = ("run_key", "method", "selection", "protocol", "seed", "status", "kendall_tau")
 _TRAJ_NEEDS = ("run_key", "method", "protocol", "eval_dataset", "epoch", "argmax_test_acc")
-
-
-def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt  # only when the caller wants a fresh figure
-
-    _, new = plt.subplots(figsize=figsize)
-    return new
 
 
 def selection_labels(runs: pd.DataFrame) -> pd.DataFrame:
@@ -116,7 +108,7 @@ def collapse_curve_data(trajectories: pd.DataFrame, eval_dataset: str) -> Collap
 
 def plot_collapse_curves(data: CollapseCurveData, ax: Axes | None = None) -> Axes:
     """One line per method (mean over seeds) with its min-max band over seeds."""
-    ax = _new_axes(ax, (6.0, 4.0))
+    ax = new_axes(ax, (6.0, 4.0))
     for method in data.methods:
         style = method_style(method)
         x = data.epochs[method]
