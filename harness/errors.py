@@ -6,6 +6,7 @@ without reading the source.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
@@ -67,3 +68,11 @@ def lookup_versioned(table: Mapping[str, T], name: str, kind: str) -> T:
     if version and version != str(current):
         raise ConfigError(f"{kind} {base!r} is at version {current}, not {version!r}")
     return entry
+
+
+def reject_unknown_fields(cls: type, data: Mapping[str, object], kind: str) -> None:
+    """Raise :class:`ConfigError` if ``data`` has keys that are not fields of dataclass ``cls``."""
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise ConfigError(f"unknown {kind} field(s) {extra}; expected: {sorted(allowed)}")

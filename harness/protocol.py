@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 import numpy as np
 
 from harness.bench import names
-from harness.errors import ConfigError, lookup_versioned, unknown
+from harness.errors import ConfigError, lookup_versioned, reject_unknown_fields, unknown
 from harness.registry import (
     KINDS,
     get_method,
@@ -158,12 +158,7 @@ class ProtocolCard:
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> ProtocolCard:
-        allowed = {f.name for f in dataclasses.fields(ProtocolCard)}
-        extra = sorted(set(data) - allowed)
-        if extra:
-            raise ConfigError(
-                f"unknown protocol card field(s) {extra}; expected: {sorted(allowed)}"
-            )
+        reject_unknown_fields(ProtocolCard, data, "protocol card")
         values = dict(data)
         for key in ("tasks", "transfer_tasks"):
             if key in values:

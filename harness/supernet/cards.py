@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.bench import names
-from harness.errors import ConfigError, lookup_versioned, unknown
+from harness.errors import ConfigError, lookup_versioned, reject_unknown_fields, unknown
 from harness.supernet.method import SearchConfig
 from harness.supernet.selection import PerturbationConfig, TopKConfig
 
@@ -214,12 +214,7 @@ class SupernetCard:
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> SupernetCard:
-        allowed = {f.name for f in dataclasses.fields(SupernetCard)}
-        extra = sorted(set(data) - allowed)
-        if extra:
-            raise ConfigError(
-                f"unknown supernet card field(s) {extra}; expected: {sorted(allowed)}"
-            )
+        reject_unknown_fields(SupernetCard, data, "supernet card")
         return SupernetCard(**{**data, "search_tasks": tuple(data.get("search_tasks", ()))})
 
 
