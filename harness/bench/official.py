@@ -20,7 +20,6 @@ import logging
 import pickle
 import re
 from collections.abc import Callable, Iterable, Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from harness.bench.official_parse import (
     reduce_batch,
 )
 from harness.errors import ArchiveError
+from harness.provenance import package_versions
 from harness.spaces import get_space
 
 __all__ = [
@@ -163,7 +163,7 @@ def _provenance(
     return {
         "archive": source.name,
         "layout": layout,
-        "nats_bench_version": metadata.version("nats_bench"),
+        "nats_bench_version": package_versions(["nats_bench"])["nats_bench"],
         "sources_sha256": combined.hexdigest(),
         "n_source_files": len(sources),
         "synthetic": synthetic,

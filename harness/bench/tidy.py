@@ -14,7 +14,6 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ from harness.bench.tidy_read import (
     text_column,
     validate,
 )
+from harness.provenance import package_versions
 from harness.spaces import get_space
 
 __all__ = [
@@ -192,7 +192,7 @@ def import_table(
         provenance = {
             "archive": path.name,
             "layout": "tidy-table",
-            "nats_bench_version": metadata.version("nats_bench"),
+            "nats_bench_version": package_versions(["nats_bench"])["nats_bench"],
             "sources_sha256": digest,
             "n_source_files": 1,
             "n_rows": len(rows.index),
