@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from harness.errors import ConfigError
-from harness.supernet.search import Batch, StepContext, SupernetMethod
+from harness.supernet.search import Batch, Loss, StepContext, SupernetMethod
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +134,13 @@ class Darts(SoftmaxArchMixin, SupernetMethod):
 
     name: ClassVar[str] = "darts"
     Config: ClassVar[type] = DartsConfig
+    dense_weights: ClassVar[bool] = True
 
-    def step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> float:
+    def capturable(self) -> bool:
+        """First order only (the second-order step reads a gradient norm back)."""
+        return self.config.order == 1
+
+    def step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> Loss:
         """Weight then architecture step (AutoDL) or the reverse, per ``weights_first``."""
         if self.config.weights_first:
             loss = ctx.weight_step(train_batch)

@@ -70,6 +70,7 @@ class Drnas(SoftmaxArchMixin, SupernetMethod):
 
     name: ClassVar[str] = "drnas"
     Config: ClassVar[type] = DrnasConfig
+    dense_weights: ClassVar[bool] = True
 
     def edge_weights(
         self, state: dict[str, torch.Tensor], *, training: bool, generator: torch.Generator

@@ -76,6 +76,7 @@ class Gaea(SupernetMethod):
 
     name: ClassVar[str] = "gaea"
     Config: ClassVar[type] = GaeaConfig
+    dense_weights: ClassVar[bool] = True
 
     def __init__(self, config: GaeaConfig | None = None) -> None:
         super().__init__(config)
@@ -103,6 +104,10 @@ class Gaea(SupernetMethod):
                 theta.device
             )
         }
+
+    def capturable(self) -> bool:
+        """The EG step reads nothing back and draws nothing."""
+        return True
 
     def arch_step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> None:
         """One exponentiated-gradient step on theta from the architecture batch."""

@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 
 from harness.errors import ConfigError
-from harness.supernet.search import Batch, StepContext, SupernetMethod
+from harness.supernet.search import Batch, Loss, StepContext, SupernetMethod
 from methods.darts import ArchAdamConfig, SoftmaxArchMixin
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class Gdas(SoftmaxArchMixin, SupernetMethod):
         opt.step()
         ctx.supernet.zero_grad(set_to_none=True)
 
-    def step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> float:
+    def step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> Loss:
         """Weight step on one sampled path, then the architecture step (AutoDL order)."""
         loss = ctx.weight_step(train_batch)
         self.arch_step(ctx, train_batch, arch_batch)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from harness.errors import ConfigError
-from harness.supernet.search import Batch, StepContext, SupernetMethod
+from harness.supernet.search import Batch, Loss, StepContext, SupernetMethod
 from methods.darts import ArchAdamConfig, SoftmaxArchMixin
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class Rarts(SoftmaxArchMixin, SupernetMethod):
 
     name: ClassVar[str] = "rarts"
     Config: ClassVar[type] = RartsConfig
+    dense_weights: ClassVar[bool] = True
 
     def init_method_state(
         self, arch_state: dict[str, torch.Tensor], supernet: nn.Module
@@ -75,7 +76,7 @@ class Rarts(SoftmaxArchMixin, SupernetMethod):
             "y_optimizer": torch.optim.SGD(list(y.values()), lr=0.0),
         }
 
-    def step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> float:
+    def step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> Loss:
         """w step, y step, alpha step (one Gauss-Seidel sweep)."""
         cfg, y = self.config, ctx.method_state["y"]
         w = dict(ctx.supernet.named_parameters())

@@ -48,6 +48,14 @@ def register(groups: Any) -> None:
     run.add_argument("--store", help="ground-truth store name or path (default: tss-official, "
                      "else tss-public)")  # fmt: skip
     run.add_argument("--device", default="cpu", help="cpu or cuda")
+    run.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    run.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    run.add_argument("--compile", metavar="MODE", help="torch.compile the dense supernet "
+                     "forwards: default, reduce-overhead, max-autotune-no-cudagraphs")  # fmt: skip
+    run.add_argument("--cuda-graph", action="store_true", help="capture search steps as CUDA "
+                     "graphs (first-order DARTS, GAEA)")  # fmt: skip
+    run.add_argument("--images", type=Path, help="CIFAR-10 JPEG archive (default: the shared "
+                     "data's)")  # fmt: skip
     run.add_argument("--max-steps", type=_positive, help="cap on steps per epoch (smoke runs)")
     run.add_argument("--jobs", type=_positive, default=1, help="cells at once (default 1)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -72,7 +80,8 @@ def run_command(args: argparse.Namespace) -> int:
     )  # fmt: skip
     summary = sweep.run_supernet_sweep(
         grid, args.out, store=args.store, device=args.device, jobs=args.jobs,
-        progress=not args.no_progress,
+        images=args.images, progress=not args.no_progress, bf16=args.bf16,
+        channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph,
     )  # fmt: skip
     card, label = sweep.effective_card(grid)
     if card.data == "synthetic":

@@ -127,8 +127,14 @@ class SupernetCard:
             raise ConfigError(f"card {self.key} " + unknown("search task", task, self.search_tasks))
         return task
 
-    def search_config(self, device: str = "cpu", bf16: bool = False) -> SearchConfig:
-        """The loop's :class:`SearchConfig` on ``device``."""
+    def search_config(
+        self,
+        device: str = "cpu",
+        bf16: bool = False,
+        compile: str | None = None,
+        cuda_graph: bool = False,
+    ) -> SearchConfig:
+        """The loop's :class:`SearchConfig` on ``device`` (and its speed settings)."""
         return SearchConfig(
             epochs=self.epochs,
             lr=self.lr,
@@ -141,6 +147,8 @@ class SupernetCard:
             max_steps_per_epoch=self.max_steps_per_epoch,
             bf16=bf16,
             device=device,
+            compile=compile,
+            cuda_graph=cuda_graph,
         )
 
     def supernet_kwargs(self, num_classes: int) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from harness.errors import ConfigError, unknown
 from harness.protocol import get_method
 from harness.supernet.cards import SupernetCard, get_card
 from harness.supernet.checkpoint import state_out
+from harness.supernet.compiled import dense_forward
 from harness.supernet.quality import (
     GroundTruth,
     arch_quality,
@@ -136,13 +137,18 @@ class SearchData:
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where and how a cell runs: ``device``, bf16 autocast, channels-last batches, the
-    CIFAR-10 JPEG archive (``images``), a decode cache and a directory for checkpoints and
-    the saved supernet (``workdir``; None: nothing written)."""
+    """Where and how a cell runs: ``device``, bf16 autocast, channels-last supernet and
+    batches, a ``torch.compile`` mode for the dense forwards of search and perturbation
+    fine-tuning (:data:`~harness.supernet.compiled.COMPILE_MODES`; None: eager), search steps
+    captured as CUDA graphs (``cuda_graph``), the CIFAR-10
+    JPEG archive (``images``), a decode cache and a directory for checkpoints and the saved
+    supernet (``workdir``; None: nothing written). None of these changes a run's key."""
 
     device: str = "cpu"
     bf16: bool = False
     channels_last: bool = False
+    compile: str | None = None
+    cuda_graph: bool = False
     images: str | None = None
     cache_dir: str | None = None
     workdir: str | None = None
@@ -244,7 +250,7 @@ def _streams(key_parts: list[Any], seed: int) -> list[np.random.Generator]:
 
 def _select(
     names_: Sequence[str], net: TssSuperNet, result: SearchResult, data: SearchData,
-    card: SupernetCard, rng: np.random.Generator,
+    card: SupernetCard, rng: np.random.Generator, runtime: Runtime,
 ) -> tuple[dict[str, SelectionResult], dict[str, float]]:  # fmt: skip
     """Apply the selection rules to the trained ``net`` (perturbation on a copy, last)."""
     out: dict[str, SelectionResult] = {}
@@ -258,8 +264,10 @@ def _select(
         else:
             steps = min(len(data.train), card.max_steps_per_epoch or len(data.train))
             config = card.perturbation_config(steps)
+            tuned = copy.deepcopy(net)
+            forward = None if runtime.compile is None else dense_forward(tuned, runtime.compile)
             out[name] = select_perturbation(
-                copy.deepcopy(net), result.arch_weights, data.eval, config, rng, data.train
+                tuned, result.arch_weights, data.eval, config, rng, data.train, forward
             )
         seconds[name] = time.perf_counter() - began
         logger.info("selection %s -> %s", name, out[name].arch)
@@ -322,10 +330,14 @@ def run_cell(
     data_rng, init_rng, method_rng, select_rng = _streams(key_parts, seed)
     data = make_search_data(card, task, data_rng, runtime)
     net = build_supernet(card, data.num_classes, torch_generator(init_rng))
+    if runtime.channels_last:
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     workdir = Path(runtime.workdir) if runtime.workdir is not None else None
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
-    search_config = card.search_config(runtime.device, runtime.bf16)
+    search_config = card.search_config(
+        runtime.device, runtime.bf16, runtime.compile, runtime.cuda_graph
+    )
     result = run_supernet_search(
         instance, net, data.train, data.arch, search_config, method_rng,
         checkpoint=None if workdir is None else workdir / f"{key}.search.pt",
@@ -338,7 +350,7 @@ def run_cell(
             workdir / f"{key}.supernet.pt",
         )  # fmt: skip
     tau, rho = _correlation(net, data, card, truth.get(task), rank_sample)
-    chosen, seconds = _select(selections, net, result, data, card, select_rng)
+    chosen, seconds = _select(selections, net, result, data, card, select_rng, runtime)
     wall = time.perf_counter() - started
     base = {
         "run_key": key, "method": method, "config": config, "space": "tss", "dataset": task,

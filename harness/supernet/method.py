@@ -20,12 +20,15 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, unknown
 from harness.protocol import CostLedger
+from harness.supernet.compiled import COMPILE_MODES, dense_forward
+from harness.supernet.optim import sgd_update_
 
 logger = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # images (B, 3, H, W) float, labels (B,) int64
+Loss = torch.Tensor | float  # a step's weight loss: 0-dim tensor (no device sync) or float
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,10 @@ class SearchConfig:
     ``lr`` follows a per-step cosine from ``lr`` to ``lr_min`` over ``schedule_epochs`` (default
     ``epochs``; GAEA runs 25 of a 50-epoch schedule). ``grad_clip`` None: no clipping.
     ``max_steps_per_epoch`` caps an epoch (tests, smoke runs); None: the whole train loader.
+    ``compile``: a ``torch.compile`` mode (:data:`COMPILE_MODES`) for the supernet forwards of
+    methods whose weights are dense (``SupernetMethod.dense_weights``); None: eager.
+    ``cuda_graph``: capture whole search steps as CUDA graphs (:mod:`harness.supernet.graphed`;
+    CUDA only, methods whose ``capturable()`` is True).
     """
 
     epochs: int = 100
@@ -48,8 +55,12 @@ class SearchConfig:
     max_steps_per_epoch: int | None = None
     bf16: bool = False
     device: str = "cpu"
+    compile: str | None = None
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            raise ConfigError(unknown("compile mode", self.compile, COMPILE_MODES))
         if self.epochs < 1 or (self.schedule_epochs is not None and self.schedule_epochs < 1):
             raise ConfigError(f"epochs must be >= 1; got {self.epochs}, {self.schedule_epochs}")
         if not 0 <= self.lr_min <= self.lr:
@@ -101,12 +112,17 @@ class StepContext:
     lr: float = 0.0
     epoch: int = 0
     step: int = 0
+    lr_tensor: torch.Tensor | None = None  # the lr on the device (CUDA-graph steps read it)
 
     def autocast(self) -> AbstractContextManager[Any]:
-        """bf16 autocast when configured, else a no-op context."""
+        """bf16 autocast when configured, else a no-op context (no cast cache when steps are
+        captured as CUDA graphs)."""
         if not self.config.bf16:
             return nullcontext()
-        return torch.autocast(torch.device(self.config.device).type, dtype=torch.bfloat16)
+        device = torch.device(self.config.device).type
+        return torch.autocast(
+            device, dtype=torch.bfloat16, cache_enabled=not self.config.cuda_graph
+        )
 
     def loss(
         self,
@@ -121,8 +137,15 @@ class StepContext:
         x, y = batch
         self.ledger.forward_passes += 1
         kwargs = {} if skip_zero is None else {"skip_zero": skip_zero}
+        mode = self.config.compile
+        dense = params is None and not skip_zero and self.method.dense_weights
         with self.autocast():
-            if params is None:
+            if dense and mode is not None:
+                forward = dense_forward(self.supernet, mode)
+                logits = forward(x, weights)  # (B, classes)
+            elif dense and self.config.cuda_graph:
+                logits = self.supernet(x, weights, skip_zero=False)  # (B, classes)
+            elif params is None:
                 logits = self.supernet(x, weights, **kwargs)  # (B, classes)
             else:
                 logits = functional_call(self.supernet, params, (x, weights), kwargs)
@@ -162,11 +185,12 @@ class StepContext:
         loss_scale: float = 1.0,
         penalty: Callable[[], torch.Tensor] | None = None,
         weights: torch.Tensor | None = None,
-    ) -> float:
+    ) -> torch.Tensor:
         """One SGD step of the supernet weights on ``loss_scale * L(batch) + penalty()``.
 
         ``weights``: (6, 5) edge weights; default the method's detached training weights.
-        Returns the unscaled batch loss.
+        Returns the unscaled batch loss as a 0-dim tensor on the device (reading it would wait
+        for the device; the loop sums the losses there and reads them once per epoch).
         """
         self.weight_optimizer.zero_grad(set_to_none=True)
         w = self.sampled_weights(True) if weights is None else weights.detach()
@@ -174,8 +198,11 @@ class StepContext:
         total = loss_scale * loss + (penalty() if penalty is not None else 0.0)
         self.backward(total)
         self.clip(self.supernet.parameters())
-        self.weight_optimizer.step()
-        return float(loss.detach())
+        if self.lr_tensor is not None:
+            sgd_update_(self.weight_optimizer, self.lr_tensor)
+        else:
+            self.weight_optimizer.step()
+        return loss.detach()
 
 
 class SupernetMethod(ABC):
@@ -190,6 +217,9 @@ class SupernetMethod(ABC):
     Config: ClassVar[type]
     #: split the architecture batches come from: "valid" (bilevel) or "train" (single level).
     arch_split: Literal["valid", "train"] = "valid"
+    #: True when the training weights have no exact zeros except on ``none`` (softmax, simplex
+    #: interior): the supernet may then be evaluated densely, which compiled forwards need.
+    dense_weights: ClassVar[bool] = False
 
     def __init__(self, config: Any = None) -> None:
         self.config = self.Config() if config is None else config
@@ -218,11 +248,17 @@ class SupernetMethod(ABC):
             g = torch.Generator()
             return self.edge_weights(state, training=False, generator=g).detach()
 
+    def capturable(self) -> bool:
+        """Whether a whole :meth:`step` can be captured as a CUDA graph: dense weights, no
+        values read back to the host, no random draws, learning rates only from the loop."""
+        return False
+
     def on_epoch_start(self, ctx: StepContext) -> None:  # noqa: B027 - optional hook
         """Per-epoch hook (temperature schedules)."""
 
-    def step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> float:
-        """One search step; default: architecture step, then weight step. Returns the loss."""
+    def step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> Loss:
+        """One search step; default: architecture step, then weight step. Returns the weight
+        step's loss (a 0-dim tensor, or a float)."""
         self.arch_step(ctx, train_batch, arch_batch)
         return ctx.weight_step(train_batch)
 

@@ -3,8 +3,8 @@
 A :class:`SupernetMethod` supplies architecture weights for the forward pass and an update rule
 per step; this module owns everything else: epochs and batches, the weight optimiser (SGD with
 Nesterov momentum) and its per-step cosine learning rate, gradient clipping, device placement,
-optional bf16 autocast, the cost ledger, a per-epoch record of the argmax architecture, and
-epoch-boundary checkpoints from which a killed search resumes to the same result.
+optional bf16 autocast and compiled forwards, the cost ledger, a per-epoch record of the argmax
+architecture, and epoch-boundary checkpoints from which a killed search resumes to the same result.
 
 Each step pairs one weight batch (train split) with one architecture batch (valid split, or a
 second, independently shuffled pass over the train split for single-level methods). Each epoch
@@ -29,8 +29,10 @@ from harness.data.augment import torch_generator
 from harness.errors import ConfigError
 from harness.spaces import tss as space
 from harness.supernet.checkpoint import load_checkpoint, save_checkpoint
+from harness.supernet.graphed import GraphedStep
 from harness.supernet.method import (
     Batch,
+    Loss,
     SearchConfig,
     SearchLedger,
     StepContext,
@@ -41,6 +43,7 @@ __all__ = [
     "Batch",
     "BatchLoader",
     "EpochRecord",
+    "Loss",
     "SearchConfig",
     "SearchLedger",
     "SearchResult",
@@ -103,10 +106,17 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _run_epoch(ctx: StepContext, train: BatchLoader, arch: BatchLoader, steps: int) -> float:
-    """One epoch of steps; returns the mean weight-step loss."""
+def _run_epoch(
+    ctx: StepContext,
+    train: BatchLoader,
+    arch: BatchLoader,
+    steps: int,
+    graphed: GraphedStep | None,
+) -> float:
+    """One epoch of steps; returns the mean weight-step loss (summed on the device: the only
+    host sync of the epoch is reading it at the end)."""
     arch_iter = iter(arch)
-    total = 0.0
+    total: torch.Tensor | float = 0.0
     for step, train_batch in zip(range(steps), train, strict=False):
         try:
             arch_batch = next(arch_iter)
@@ -117,8 +127,13 @@ def _run_epoch(ctx: StepContext, train: BatchLoader, arch: BatchLoader, steps: i
         ctx.lr = ctx.config.lr_at(ctx.epoch, step, steps)
         for group in ctx.weight_optimizer.param_groups:
             group["lr"] = ctx.lr
-        total += ctx.method.step(ctx, train_batch, arch_batch)
-    return total / max(steps, 1)
+        if ctx.lr_tensor is not None:
+            ctx.lr_tensor.fill_(ctx.lr)
+        if graphed is not None:
+            total = total + graphed(train_batch, arch_batch)
+        else:
+            total = total + ctx.method.step(ctx, train_batch, arch_batch)
+    return float(total) / max(steps, 1)
 
 
 def _setup(
@@ -133,8 +148,8 @@ def _setup(
     pieces a checkpoint holds (keyword arguments of :func:`save_checkpoint`)."""
     supernet.to(config.device).train()
     generator = torch_generator(rng)
-    arch_state = {
-        k: v.to(config.device).requires_grad_(v.requires_grad)
+    arch_state = {  # detach: a copy to another device must stay a leaf
+        k: v.detach().to(config.device).requires_grad_(v.requires_grad)
         for k, v in method.init_arch_state(SPACE_SHAPE, generator).items()
     }
     optimizer = torch.optim.SGD(
@@ -205,12 +220,16 @@ def run_supernet_search(
     )
     if steps < 1:
         raise ConfigError("the train loader yields no batches")
+    graphed = None
+    if config.cuda_graph:
+        ctx.lr_tensor = torch.zeros((), device=config.device)
+        graphed = GraphedStep(ctx)
     for epoch in range(start, config.epochs):
         _sync(config.device)
         began = time.perf_counter()
         ctx.epoch = epoch
         method.on_epoch_start(ctx)
-        mean_loss = _run_epoch(ctx, train, arch_loader, steps)
+        mean_loss = _run_epoch(ctx, train, arch_loader, steps, graphed)
         _sync(config.device)
         seconds = time.perf_counter() - began
         ledger.device_seconds += seconds

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -137,10 +137,19 @@ def _param_device(supernet: nn.Module) -> tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, (6, 5) weights) -> logits
+
+
 def _fine_tune(
-    supernet: nn.Module, weights: torch.Tensor, train: Iterable[Batch], cfg: PerturbationConfig
+    supernet: nn.Module,
+    weights: torch.Tensor,
+    train: Iterable[Batch],
+    cfg: PerturbationConfig,
+    forward: Forward | None,
 ) -> None:
-    """``cfg.fine_tune_steps`` SGD steps of the supernet weights under fixed ``weights``."""
+    """``cfg.fine_tune_steps`` SGD steps of the supernet weights under fixed ``weights``
+    (through ``forward`` when given, else the supernet's own forward)."""
+    forward = forward or supernet
     opt = torch.optim.SGD(
         supernet.parameters(),
         lr=cfg.fine_tune_lr,
@@ -152,7 +161,7 @@ def _fine_tune(
     while done < cfg.fine_tune_steps:
         for x, y in train:
             opt.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(supernet(x, weights).float(), y).backward()
+            nn.functional.cross_entropy(forward(x, weights).float(), y).backward()
             if cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(supernet.parameters(), cfg.grad_clip)
             opt.step()
@@ -168,6 +177,7 @@ def select_perturbation(
     config: PerturbationConfig,
     rng: np.random.Generator,
     train: Iterable[Batch] | None = None,
+    forward: Forward | None = None,
 ) -> SelectionResult:
     """DARTS-PT selection (see module docstring). Fine-tuning changes ``supernet`` in place.
 
@@ -177,6 +187,9 @@ def select_perturbation(
         valid: validation batches; the first ``config.valid_batches`` are drawn once.
         rng: draws the edge order.
         train: batches for fine-tuning (needed when ``config.fine_tune_steps > 0``).
+        forward: the fine-tuning forward, e.g. a compiled dense one
+            (:func:`harness.supernet.compiled.dense_forward`); default the supernet's. Ops of
+            weight 0 contribute nothing either way; densely they still see weight decay.
     """
     if config.fine_tune_steps > 0 and train is None:
         raise ConfigError("fine_tune_steps > 0 needs a train loader")
@@ -205,7 +218,7 @@ def select_perturbation(
         logger.info("edge %d -> %s (scores %s)", edge, space.OPS[chosen], scores)
         if config.fine_tune_steps > 0 and position < len(order) - 1:
             assert train is not None
-            _fine_tune(supernet, current, train, config)
+            _fine_tune(supernet, current, train, config, forward)
     return _result(argmax_arch(current), "perturbation", config, order=order, decisions=decisions)
 
 

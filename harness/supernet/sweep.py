@@ -46,6 +46,7 @@ from harness.grid import canonical_json
 from harness.paths import harness_home
 from harness.registry import get_method
 from harness.supernet.cards import SupernetCard
+from harness.supernet.compiled import COMPILE_MODES
 from harness.supernet.experiment import SELECTIONS, Runtime, TruthSet, run_cell
 from harness.supernet.sweep_grid import (
     DATA_MODES,
@@ -290,6 +291,10 @@ def run_supernet_sweep(
     images: str | Path | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    bf16: bool = False,
+    channels_last: bool = False,
+    compile: str | None = None,
+    cuda_graph: bool = False,
 ) -> runner.SweepSummary:
     """Run every unfinished cell of ``grid`` into ``out``; all input is checked first.
 
@@ -299,10 +304,14 @@ def run_supernet_sweep(
         device: ``cpu`` or ``cuda``; ``jobs``: cells at once (1: one after another).
         images: the CIFAR-10 JPEG archive (default: the shared one; unused for synthetic data);
             ``cache_dir``: where decoded images are cached (default ``$HARNESS_HOME/images``).
+        bf16, channels_last, compile, cuda_graph: speed settings of :class:`Runtime` (in the
+            manifest, not in run keys).
     """
     if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
         raise ConfigError(f"jobs must be an int >= 1, got {jobs!r}")
     _check_device(device)
+    if compile is not None and compile not in COMPILE_MODES:
+        raise ConfigError(unknown("compile mode", compile, COMPILE_MODES))
     data = runner.open_data(store, "tss")
     card, label = effective_card(grid)
     archive = None
@@ -322,7 +331,9 @@ def run_supernet_sweep(
     synthetic = truth.synthetic or card.data == "synthetic"
     target.update_manifest(_manifest(data, card, label, source, device, synthetic))
     runtime = Runtime(
-        device=device, images=None if archive is None else str(archive),
+        device=device, bf16=bf16, channels_last=channels_last, compile=compile,
+        cuda_graph=cuda_graph,
+        images=None if archive is None else str(archive),
         cache_dir=str(cache_dir or harness_home() / "images"),
         workdir=str(target.path / "supernets"),
     )  # fmt: skip
@@ -333,8 +344,9 @@ def run_supernet_sweep(
         target.path, len(cells), len(cells) - len(todo), len(todo), failed, wall
     )
     sweep = {"started": started, "grid": grid.describe(), "protocol": label, "jobs": jobs,
-             "device": device, **{k: v for k, v in dataclasses.asdict(summary).items()
-                                  if k != "out"}}  # fmt: skip
+             "device": device, "bf16": bf16, "channels_last": channels_last,
+             "compile": compile, "cuda_graph": cuda_graph,
+             **{k: v for k, v in dataclasses.asdict(summary).items() if k != "out"}}  # fmt: skip
     target.update_manifest({"sweeps": [sweep], "n_runs": int(runs["run_key"].nunique()),
                             "n_run_rows": len(runs), "n_trajectory_rows": len(traj)})  # fmt: skip
     logger.info("supernet sweep into %s: %s", target.path, sweep)
