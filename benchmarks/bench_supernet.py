@@ -13,7 +13,10 @@ and one architecture step each. Results are appended per setting (device, dtype,
 to ``results/benchmarks/supernet_throughput.json``.
 
     python benchmarks/bench_supernet.py --threads 2                   # CPU
-    python benchmarks/bench_supernet.py --device cuda --bf16 --channels-last
+    python benchmarks/bench_supernet.py --device cuda --bf16 --channels-last --compile default
+
+With ``--compile`` the warm-up steps include compilation; their time is reported apart
+(``warmup_s``) and the timed steps start after it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import torch
 
 from harness.protocol import make_method
 from harness.supernet.cards import get_card
+from harness.supernet.compiled import COMPILE_MODES
 from harness.supernet.experiment import build_supernet
 from harness.supernet.search import SearchConfig, SearchLedger, StepContext
 
@@ -43,13 +47,17 @@ BATCH, CLASSES, SIZE = 64, 10, 32
 SEARCH_EPOCHS, SEARCH_IMAGES = 50, 25_000
 
 
-def _context(device: str, bf16: bool, channels_last: bool) -> tuple[StepContext, Any]:
+def _context(
+    device: str, bf16: bool, channels_last: bool, compile: str | None
+) -> tuple[StepContext, Any]:
     card = get_card("nb201-darts")
     gen = torch.Generator().manual_seed(0)
     net = build_supernet(card, CLASSES, gen).to(device).train()
     if channels_last:
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    config = SearchConfig(epochs=1, grad_clip=card.grad_clip, bf16=bf16, device=device)
+    config = SearchConfig(
+        epochs=1, grad_clip=card.grad_clip, bf16=bf16, device=device, compile=compile
+    )
     method = make_method("darts_v1")
     alpha = (1e-3 * torch.randn(6, 5, generator=gen)).to(device).requires_grad_(True)
     arch_state = {"alpha": alpha}
@@ -65,25 +73,29 @@ def _context(device: str, bf16: bool, channels_last: bool) -> tuple[StepContext,
     return ctx, (x, y)
 
 
-def _time(step: Callable[[], Any], device: str, warmup: int, steps: int) -> float:
-    """Seconds per step (mean over ``steps`` after ``warmup``)."""
+def _time(step: Callable[[], Any], device: str, warmup: int, steps: int) -> tuple[float, float]:
+    """(seconds per step, mean over ``steps`` after ``warmup``; seconds of the warm-up)."""
+    began = time.perf_counter()
     for _ in range(warmup):
         step()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+    warm = time.perf_counter() - began
     began = time.perf_counter()
     for _ in range(steps):
         step()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return (time.perf_counter() - began) / steps
+    return (time.perf_counter() - began) / steps, warm
 
 
-def measure(device: str, bf16: bool, channels_last: bool, warmup: int, steps: int) -> dict:
-    ctx, batch = _context(device, bf16, channels_last)
+def measure(
+    device: str, bf16: bool, channels_last: bool, compile: str | None, warmup: int, steps: int
+) -> dict:
+    ctx, batch = _context(device, bf16, channels_last, compile)
     method = ctx.method
-    weight = _time(lambda: ctx.weight_step(batch), device, warmup, steps)
-    arch = _time(lambda: method.arch_step(ctx, batch, batch), device, warmup, steps)
+    weight, warm_w = _time(lambda: ctx.weight_step(batch), device, warmup, steps)
+    arch, warm_a = _time(lambda: method.arch_step(ctx, batch, batch), device, warmup, steps)
     steps_per_epoch = math.ceil(SEARCH_IMAGES / BATCH)
     projected = SEARCH_EPOCHS * steps_per_epoch * (weight + arch)
     return {
@@ -94,10 +106,12 @@ def measure(device: str, bf16: bool, channels_last: bool, warmup: int, steps: in
         "threads": torch.get_num_threads(),
         "bf16": bf16,
         "channels_last": channels_last,
+        "compile": compile,
         "batch": BATCH,
         "supernet": {"C": 16, "N": 5, "classes": CLASSES, "image": SIZE},
         "warmup_steps": warmup,
         "timed_steps": steps,
+        "warmup_s": warm_w + warm_a,
         "weight_step_s": weight,
         "arch_step_s": arch,
         "weight_images_per_s": BATCH / weight,
@@ -117,25 +131,29 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", choices=COMPILE_MODES, help="torch.compile mode")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    result = measure(args.device, args.bf16, args.channels_last, args.warmup, args.steps)
+    result = measure(
+        args.device, args.bf16, args.channels_last, args.compile, args.warmup, args.steps
+    )
     result.update(torch=torch.__version__, numpy=np.__version__, when=time.strftime("%Y-%m-%d"))
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": []}
-    same = ("device", "bf16", "channels_last", "device_name")
+    same = ("device", "bf16", "channels_last", "compile", "device_name")
     runs = [r for r in previous["runs"] if any(r.get(k) != result[k] for k in same)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"runs": [*runs, result]}, indent=2) + "\n")
     proj = result["darts_v1_search_projection"]
     w, a = result["weight_step_s"], result["arch_step_s"]
     print(
-        f"{args.device} bf16={args.bf16} channels_last={args.channels_last}: "
-        f"weight step {w * 1e3:.0f} ms ({BATCH / w:.1f} img/s), "
-        f"arch step {a * 1e3:.0f} ms ({BATCH / a:.1f} img/s); "
+        f"{args.device} bf16={args.bf16} channels_last={args.channels_last} "
+        f"compile={args.compile}: warm-up {result['warmup_s']:.0f} s, "
+        f"weight step {w * 1e3:.1f} ms ({BATCH / w:.0f} img/s), "
+        f"arch step {a * 1e3:.1f} ms ({BATCH / a:.0f} img/s); "
         f"projected 50-epoch 25k/25k DARTS-V1 search: {proj['hours']:.1f} h -> {args.out}"
     )
 
