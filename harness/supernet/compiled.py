@@ -21,9 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.errors import ConfigError, unknown
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMPILE_MODES", "dense_forward"]
+__all__ = ["COMPILE_MODES", "check_compile_mode", "dense_forward"]
 
 COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 #: recompilations allowed per compiled function: weight and architecture forwards, the last
@@ -31,6 +33,12 @@ COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune-no
 RECOMPILE_LIMIT = 64
 
 _COMPILED: dict[str, Callable[..., Any]] = {}
+
+
+def check_compile_mode(mode: str | None) -> None:
+    """ConfigError unless ``mode`` is None or one of :data:`COMPILE_MODES`."""
+    if mode is not None and mode not in COMPILE_MODES:
+        raise ConfigError(unknown("compile mode", mode, COMPILE_MODES))
 
 
 def _dense(net: nn.Module, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -44,8 +52,7 @@ def dense_forward(
 
     Compilation happens at the first call of each new input signature (tens of seconds).
     """
-    if mode not in COMPILE_MODES:
-        raise ValueError(f"unknown compile mode {mode!r}; one of {COMPILE_MODES}")
+    check_compile_mode(mode)
     compiled = _COMPILED.get(mode)
     if compiled is None:
         dynamo = torch._dynamo.config

@@ -140,9 +140,9 @@ class Runtime:
     """Where and how a cell runs: ``device``, bf16 autocast, channels-last supernet and
     batches, a ``torch.compile`` mode for the dense forwards of search and perturbation
     fine-tuning (:data:`~harness.supernet.compiled.COMPILE_MODES`; None: eager), search steps
-    captured as CUDA graphs (``cuda_graph``), the CIFAR-10
-    JPEG archive (``images``), a decode cache and a directory for checkpoints and the saved
-    supernet (``workdir``; None: nothing written). None of these changes a run's key."""
+    captured as CUDA graphs (``cuda_graph``), the CIFAR-10 JPEG archive (``images``), a decode
+    cache and a directory for checkpoints and the saved supernet (``workdir``; None: nothing
+    written). None of these changes a run's key."""
 
     device: str = "cpu"
     bf16: bool = False

@@ -40,7 +40,8 @@ WARMUP_STEPS = 3
 
 class GraphedStep:
     """Runs a method's search steps, replaying a captured CUDA graph when it can (module
-    docstring). ``ctx.lr_tensor`` must be set; the loop fills it before each step."""
+    docstring). It gives ``ctx`` a device learning rate, ``ctx.lr_tensor``, that the loop fills
+    before each step."""
 
     def __init__(self, ctx: StepContext) -> None:
         if torch.device(ctx.config.device).type != "cuda":
@@ -50,12 +51,10 @@ class GraphedStep:
                 f"method {ctx.method.name!r} with this config cannot be captured in a CUDA "
                 "graph (it reads values back to the host or draws random numbers per step)"
             )
-        if ctx.lr_tensor is None:
-            raise ConfigError("cuda_graph needs StepContext.lr_tensor")
+        ctx.lr_tensor = torch.zeros((), device=ctx.config.device)  # the loop fills it
         capturable_optimisers(ctx.method_state)
         self.ctx = ctx
         self.eager_steps = 0
-        self.replays = 0
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: tuple[Batch, Batch] | None = None
         self.static_loss: torch.Tensor | None = None
@@ -105,7 +104,6 @@ class GraphedStep:
         ax.copy_(arch_batch[0])
         ay.copy_(arch_batch[1])
         self.graph.replay()
-        self.replays += 1
         self.ctx.ledger.forward_passes += self.passes[0]
         self.ctx.ledger.backward_passes += self.passes[1]
         assert self.static_loss is not None

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from harness.errors import ConfigError, unknown
+from harness.errors import ConfigError
 from harness.protocol import CostLedger
-from harness.supernet.compiled import COMPILE_MODES, dense_forward
+from harness.supernet.compiled import check_compile_mode, dense_forward
 from harness.supernet.optim import sgd_update_
 
 logger = logging.getLogger(__name__)
@@ -38,8 +38,9 @@ class SearchConfig:
     ``lr`` follows a per-step cosine from ``lr`` to ``lr_min`` over ``schedule_epochs`` (default
     ``epochs``; GAEA runs 25 of a 50-epoch schedule). ``grad_clip`` None: no clipping.
     ``max_steps_per_epoch`` caps an epoch (tests, smoke runs); None: the whole train loader.
-    ``compile``: a ``torch.compile`` mode (:data:`COMPILE_MODES`) for the supernet forwards of
-    methods whose weights are dense (``SupernetMethod.dense_weights``); None: eager.
+    ``compile``: a ``torch.compile`` mode (``harness.supernet.compiled.COMPILE_MODES``) for
+    the supernet forwards of methods with dense weights (``SupernetMethod.dense_weights``);
+    None: eager.
     ``cuda_graph``: capture whole search steps as CUDA graphs (:mod:`harness.supernet.graphed`;
     CUDA only, methods whose ``capturable()`` is True).
     """
@@ -59,8 +60,7 @@ class SearchConfig:
     cuda_graph: bool = False
 
     def __post_init__(self) -> None:
-        if self.compile is not None and self.compile not in COMPILE_MODES:
-            raise ConfigError(unknown("compile mode", self.compile, COMPILE_MODES))
+        check_compile_mode(self.compile)
         if self.epochs < 1 or (self.schedule_epochs is not None and self.schedule_epochs < 1):
             raise ConfigError(f"epochs must be >= 1; got {self.epochs}, {self.schedule_epochs}")
         if not 0 <= self.lr_min <= self.lr:
@@ -136,15 +136,15 @@ class StepContext:
         supernet (True: ops of weight 0 are not evaluated even when ``weights`` needs grad)."""
         x, y = batch
         self.ledger.forward_passes += 1
-        kwargs = {} if skip_zero is None else {"skip_zero": skip_zero}
         mode = self.config.compile
-        dense = params is None and not skip_zero and self.method.dense_weights
+        fast = mode is not None or self.config.cuda_graph
+        dense = fast and params is None and not skip_zero and self.method.dense_weights
+        if dense:
+            skip_zero = False  # evaluate every op: nothing is read back to the host
+        kwargs = {} if skip_zero is None else {"skip_zero": skip_zero}
         with self.autocast():
             if dense and mode is not None:
-                forward = dense_forward(self.supernet, mode)
-                logits = forward(x, weights)  # (B, classes)
-            elif dense and self.config.cuda_graph:
-                logits = self.supernet(x, weights, skip_zero=False)  # (B, classes)
+                logits = dense_forward(self.supernet, mode)(x, weights)  # (B, classes)
             elif params is None:
                 logits = self.supernet(x, weights, **kwargs)  # (B, classes)
             else:

@@ -20,9 +20,7 @@ __all__ = ["capturable_optimisers", "sgd_update_"]
 
 
 @torch.no_grad()
-def sgd_update_(
-    optimizer: torch.optim.SGD, lr: torch.Tensor | float, *, create_buffers: bool = True
-) -> None:
+def sgd_update_(optimizer: torch.optim.SGD, lr: torch.Tensor | float) -> None:
     """SGD (momentum, weight decay, Nesterov; no dampening) of ``optimizer``'s parameters at
     learning rate ``lr`` (a device tensor is read on the device), with the momentum buffers
     kept in ``optimizer.state`` as ``torch.optim.SGD`` keeps them: the same update as
@@ -38,9 +36,7 @@ def sgd_update_(
         steps = torch._foreach_add(grads, params, alpha=decay) if decay else list(grads)
         if momentum:
             states = [optimizer.state[p] for p in params]
-            if any("momentum_buffer" not in s or s["momentum_buffer"] is None for s in states):
-                if not create_buffers:
-                    raise ConfigError("momentum buffers must exist before a captured step")
+            if any(s.get("momentum_buffer") is None for s in states):  # first step
                 for state, step in zip(states, steps, strict=True):
                     state["momentum_buffer"] = step.clone()
                 bufs = [s["momentum_buffer"] for s in states]

@@ -220,10 +220,7 @@ def run_supernet_search(
     )
     if steps < 1:
         raise ConfigError("the train loader yields no batches")
-    graphed = None
-    if config.cuda_graph:
-        ctx.lr_tensor = torch.zeros((), device=config.device)
-        graphed = GraphedStep(ctx)
+    graphed = GraphedStep(ctx) if config.cuda_graph else None
     for epoch in range(start, config.epochs):
         _sync(config.device)
         began = time.perf_counter()

@@ -46,7 +46,7 @@ from harness.grid import canonical_json
 from harness.paths import harness_home
 from harness.registry import get_method
 from harness.supernet.cards import SupernetCard
-from harness.supernet.compiled import COMPILE_MODES
+from harness.supernet.compiled import check_compile_mode
 from harness.supernet.experiment import SELECTIONS, Runtime, TruthSet, run_cell
 from harness.supernet.sweep_grid import (
     DATA_MODES,
@@ -310,8 +310,7 @@ def run_supernet_sweep(
     if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
         raise ConfigError(f"jobs must be an int >= 1, got {jobs!r}")
     _check_device(device)
-    if compile is not None and compile not in COMPILE_MODES:
-        raise ConfigError(unknown("compile mode", compile, COMPILE_MODES))
+    check_compile_mode(compile)
     data = runner.open_data(store, "tss")
     card, label = effective_card(grid)
     archive = None
