@@ -4,6 +4,8 @@ Black-box methods register themselves on import. Supernet methods are registered
 and imported on first use, so that importing this package (and listing the methods) does not
 import torch. ``darts_v1`` / ``darts_v2`` are DARTS with ``order`` 1 / 2; GAEA's single-level
 (default) and bilevel variants are one method with the ``single_level`` switch.
+``fixed_alpha`` trains the supernet under DARTS's initial alpha, never updated (DARTS-PT's
+"fix alpha" supernet).
 
 Use :func:`harness.protocol.get_method` / :func:`harness.protocol.make_method` to build one
 by name.
@@ -16,6 +18,7 @@ __all__ = ["alpha_nas", "random_search", "rea", "reinforce"]
 
 register_supernet_method("darts_v1", "methods.darts:Darts", order=1)
 register_supernet_method("darts_v2", "methods.darts:Darts", order=2)
+register_supernet_method("fixed_alpha", "methods.darts:FixedAlpha")
 register_supernet_method("gaea", "methods.gaea:Gaea")
 register_supernet_method("rarts", "methods.rarts:Rarts")
 register_supernet_method("gdas", "methods.gdas:Gdas")

@@ -42,8 +42,10 @@ class SupernetCard:
     every task (searched on CIFAR-10, NB201 style) instead of only the searched one.
     ``weight_images`` / ``arch_images``: sizes of the weight and architecture parts of the
     training images (CIFAR-10) or, for synthetic data, of each synthetic part.
-    ``perturbation_epochs``: fine-tuning epochs after each edge decision (DARTS-PT
-    ``proj_intv``; supernet weights only, the method's weights stay fixed).
+    ``perturbation_epochs``: tuning epochs after each edge decision (DARTS-PT ``proj_intv``);
+    ``perturbation_tune_arch``: the tuning runs the method's own steps, so its architecture
+    weights keep training on the undecided edges (DARTS-PT's darts-proj), else the supernet
+    weights alone are tuned.
     ``rank_*``: the fixed stratified architecture sample for Kendall / Spearman and the number
     of validation batches each of its architectures is scored on.
     """
@@ -88,6 +90,7 @@ class SupernetCard:
     perturbation_lr: float = 0.0025
     perturbation_weight_decay: float = 3e-4
     perturbation_valid_batches: int | None = None
+    perturbation_tune_arch: bool = True
     topk: int = 100
     topk_valid_batches: int = 10
     rank_sample: int = 100
@@ -200,7 +203,8 @@ class SupernetCard:
 
     def perturbation_config(self, steps_per_epoch: int) -> PerturbationConfig:
         """DARTS-PT selection: tuning of ``perturbation_epochs`` epochs of ``steps_per_epoch``
-        steps after each edge decision, at a constant ``perturbation_lr``."""
+        steps after each edge decision, at a constant ``perturbation_lr`` (the method's own
+        steps when ``perturbation_tune_arch``)."""
         return PerturbationConfig(
             criterion="acc",
             valid_batches=self.perturbation_valid_batches,
@@ -209,6 +213,7 @@ class SupernetCard:
             momentum=self.momentum,
             weight_decay=self.perturbation_weight_decay,
             grad_clip=self.grad_clip,
+            tune_arch=self.perturbation_tune_arch,
         )
 
     def topk_config(self) -> TopKConfig:
@@ -230,7 +235,7 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
     {
         "nb201-darts": SupernetCard(
             name="nb201-darts",
-            version=1,
+            version=2,
             description="NAS-Bench-201 paper DARTS search: 50 epochs on the CIFAR-10 25k/25k "
             "split, clip 5, BN running statistics; reported on all three tasks",
             epochs=50,
@@ -240,7 +245,7 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
         ),
         "nats-ws": SupernetCard(
             name="nats-ws",
-            version=1,
+            version=2,
             description="NATS-Bench weight-sharing search: 100 epochs, no clipping, BN batch "
             "statistics everywhere; searched and reported per task",
             epochs=100,
@@ -250,7 +255,7 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
         ),
         "darts-pt": SupernetCard(
             name="darts-pt",
-            version=1,
+            version=2,
             description="DARTS-PT NB201 supernet: 100 epochs, wd 3e-4, clip 5, alpha step "
             "first, BN running statistics; perturbation selection with 5 tuning epochs per "
             "edge at a constant lr 0.0025 on the full validation split",
@@ -263,7 +268,7 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
         ),
         "tiny-cpu": SupernetCard(
             name="tiny-cpu",
-            version=1,
+            version=2,
             description="CPU smoke test: C=4, N=1, 8x8 synthetic images, 2 epochs of 3 steps",
             epochs=2,
             batch_size=8,

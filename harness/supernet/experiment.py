@@ -5,7 +5,9 @@ search (:func:`~harness.supernet.search.run_supernet_search`) -> the trained sup
 method's final weights saved -> every requested selection rule applied to that same supernet
 (magnitude, perturbation, top-K) -> one row per (selection rule, eval task) with the columns of
 the black-box run table plus ``selection``, ``epochs``, ``forward_passes``,
-``backward_passes``, ``kendall_tau`` and ``spearman_rho``, and a per-epoch trajectory of the
+``backward_passes``, ``kendall_tau`` and ``spearman_rho`` (the search's cost and rank
+correlation) and ``selection_seconds``, ``selection_forward_passes`` and
+``selection_backward_passes`` (the selection's own cost), and a per-epoch trajectory of the
 argmax architecture's true accuracy.
 
 All randomness comes from one ``numpy.random.SeedSequence`` per run, spawned into streams for
@@ -55,8 +57,9 @@ from harness.supernet.quality import (
     stratified_sample,
     supernet_accuracies,
 )
-from harness.supernet.search import SearchResult, run_supernet_search
+from harness.supernet.search import SearchResult, SupernetMethod, run_supernet_search
 from harness.supernet.selection import (
+    ArchTuning,
     SelectionResult,
     select_magnitude,
     select_perturbation,
@@ -249,10 +252,11 @@ def _streams(key_parts: list[Any], seed: int) -> list[np.random.Generator]:
 
 
 def _select(
-    names_: Sequence[str], net: TssSuperNet, result: SearchResult, data: SearchData,
-    card: SupernetCard, rng: np.random.Generator, runtime: Runtime,
+    names_: Sequence[str], net: TssSuperNet, result: SearchResult, method: SupernetMethod,
+    data: SearchData, card: SupernetCard, rng: np.random.Generator, runtime: Runtime,
 ) -> tuple[dict[str, SelectionResult], dict[str, float]]:  # fmt: skip
-    """Apply the selection rules to the trained ``net`` (perturbation on a copy, last)."""
+    """Apply the selection rules to the trained ``net`` (perturbation last, on copies of the
+    supernet and the method's state, which its tuning changes)."""
     out: dict[str, SelectionResult] = {}
     seconds: dict[str, float] = {}
     for name in sorted(names_, key=lambda n: n == "perturbation"):
@@ -264,10 +268,16 @@ def _select(
         else:
             steps = min(len(data.train), card.max_steps_per_epoch or len(data.train))
             config = card.perturbation_config(steps)
-            tuned = copy.deepcopy(net)
+            tuned, arch_state, method_state = copy.deepcopy(
+                (net, result.arch_state, result.method_state)
+            )  # one deepcopy: the method's optimisers keep pointing at the copied tensors
             forward = None if runtime.compile is None else dense_forward(tuned, runtime.compile)
+            arch = data.train if method.arch_split == "train" else data.arch
+            tuning = ArchTuning(
+                method, arch_state, method_state, arch, torch_generator(rng), runtime.compile
+            )
             out[name] = select_perturbation(
-                tuned, result.arch_weights, data.eval, config, rng, data.train, forward
+                tuned, result.arch_weights, data.eval, config, rng, data.train, forward, tuning
             )
         seconds[name] = time.perf_counter() - began
         logger.info("selection %s -> %s", name, out[name].arch)
@@ -350,7 +360,7 @@ def run_cell(
             workdir / f"{key}.supernet.pt",
         )  # fmt: skip
     tau, rho = _correlation(net, data, card, truth.get(task), rank_sample)
-    chosen, seconds = _select(selections, net, result, data, card, select_rng, runtime)
+    chosen, seconds = _select(selections, net, result, instance, data, card, select_rng, runtime)
     wall = time.perf_counter() - started
     base = {
         "run_key": key, "method": method, "config": config, "space": "tss", "dataset": task,
@@ -372,7 +382,9 @@ def run_cell(
             rows.append(
                 {**base, **arch_quality(gt, sel.arch_index).to_dict(), "eval_dataset": eval_task,
                  "selection": name, "selection_config": _canonical(sel.config),
-                 "selection_seconds": seconds[name]}
+                 "selection_seconds": seconds[name],
+                 "selection_forward_passes": sel.details["forward_passes"],
+                 "selection_backward_passes": sel.details["backward_passes"]}
             )  # fmt: skip
         for point in epoch_trajectory(gt, result.history):
             trajectory.append({"run_key": key, "eval_dataset": eval_task, **point})

@@ -99,7 +99,12 @@ class SearchLedger:
 
 @dataclass
 class StepContext:
-    """What a method's step sees. ``lr``: the weight learning rate of this step (DARTS's xi)."""
+    """What a method's step sees. ``lr``: the weight learning rate of this step (DARTS's xi).
+
+    ``projection``: ``(decided, onehot)``, a (6,) bool mask and (6, 5) weights that replace the
+    rows of every weights tensor given to :meth:`loss` where ``decided`` (DARTS-PT's projected
+    edges while the method keeps training: no gradient reaches their architecture weights).
+    """
 
     method: SupernetMethod
     supernet: nn.Module
@@ -113,6 +118,7 @@ class StepContext:
     epoch: int = 0
     step: int = 0
     lr_tensor: torch.Tensor | None = None  # the lr on the device (CUDA-graph steps read it)
+    projection: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def autocast(self) -> AbstractContextManager[Any]:
         """bf16 autocast when configured, else a no-op context (no cast cache when steps are
@@ -132,10 +138,14 @@ class StepContext:
         skip_zero: bool | None = None,
     ) -> torch.Tensor:
         """Cross-entropy of the supernet (or of it with ``params`` swapped in) on ``batch``
-        under (6, 5) ``weights``; counts one forward pass. ``skip_zero``: passed to the
-        supernet (True: ops of weight 0 are not evaluated even when ``weights`` needs grad)."""
+        under (6, 5) ``weights`` (its rows replaced where ``projection`` says); counts one
+        forward pass. ``skip_zero``: passed to the supernet (True: ops of weight 0 are not
+        evaluated even when ``weights`` needs grad)."""
         x, y = batch
         self.ledger.forward_passes += 1
+        if self.projection is not None:
+            decided, onehot = self.projection
+            weights = torch.where(decided[:, None], onehot.to(weights.dtype), weights)
         mode = self.config.compile
         fast = mode is not None or self.config.cuda_graph
         dense = fast and params is None and not skip_zero and self.method.dense_weights

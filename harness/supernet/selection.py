@@ -6,8 +6,12 @@ Three selectors, each returning a :class:`SelectionResult` that records its full
 * :func:`select_perturbation` - DARTS-PT: edges in a random order; on each edge, mask every
   candidate op in turn (its weight set to 0, the others kept), measure supernet validation
   accuracy, keep the op whose removal hurts most, make the edge one-hot on it, optionally
-  fine-tune the supernet weights for a number of steps before the next edge. The "fixed
-  weights" variant (DARTS-PT fix-alpha) starts from uniform weights instead of the method's.
+  tune the supernet for a number of steps before the next edge. As in DARTS-PT's NB201 code
+  the tuning runs the method's own steps (``tune_arch``): its architecture weights keep
+  training on the undecided edges, the decided ones stay projected. ``tune_arch=False`` tunes
+  the supernet weights alone under fixed mixing weights. DARTS-PT's "fix alpha" result is
+  the ``fixed_alpha`` method's supernet (alpha never trained) with this selection;
+  ``fixed_weights`` instead selects from uniform weights on any supernet (an ablation).
 * :func:`select_topk` - K architectures sampled (uniformly or from the weights) and scored by
   one-hot supernet accuracy on M validation batches (RSPS / SETN style).
 
@@ -21,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +35,7 @@ from torch import nn
 
 from harness.errors import ConfigError
 from harness.spaces import tss as space
+from harness.supernet.method import SearchConfig, SearchLedger, StepContext, SupernetMethod
 from harness.supernet.search import Batch, argmax_arch
 
 logger = logging.getLogger(__name__)
@@ -40,9 +45,12 @@ logger = logging.getLogger(__name__)
 class PerturbationConfig:
     """DARTS-PT settings (NB201 defaults except the tuning length, which is given in steps).
 
-    ``valid_batches`` None: the whole valid loader. ``fine_tune_steps``: SGD steps on the train
-    loader after each edge decision except the last (0: none), at constant ``fine_tune_lr``.
-    ``fixed_weights``: start from uniform weights instead of the method's.
+    ``valid_batches`` None: the whole valid loader. ``fine_tune_steps``: tuning steps on the
+    train loader after each edge decision except the last (0: none), SGD at constant
+    ``fine_tune_lr``. ``tune_arch``: the tuning steps are the method's own (its architecture
+    weights keep training on undecided edges; DARTS-PT's darts-proj), else weight steps under
+    fixed mixing weights. ``fixed_weights``: start from uniform weights instead of the
+    method's (needs ``tune_arch=False``).
     """
 
     criterion: Literal["acc", "loss"] = "acc"
@@ -52,6 +60,7 @@ class PerturbationConfig:
     momentum: float = 0.9
     weight_decay: float = 3e-4
     grad_clip: float | None = 5.0
+    tune_arch: bool = True
     fixed_weights: bool = False
     train_mode: bool = True
 
@@ -62,6 +71,33 @@ class PerturbationConfig:
             raise ConfigError(f"valid_batches must be >= 1 or None; got {self.valid_batches}")
         if self.fine_tune_steps < 0 or self.fine_tune_lr < 0:
             raise ConfigError("fine_tune_steps and fine_tune_lr must be >= 0")
+        if self.fixed_weights and self.tune_arch:
+            raise ConfigError(
+                "fixed_weights keeps uniform mixing weights, which tune_arch would train; "
+                "set tune_arch=False"
+            )
+
+    def tuning_config(self, device: str, compile: str | None = None) -> SearchConfig:
+        """The loop settings of the tuning steps: constant ``fine_tune_lr``, no Nesterov."""
+        return SearchConfig(
+            epochs=1, lr=self.fine_tune_lr, lr_min=self.fine_tune_lr, momentum=self.momentum,
+            weight_decay=self.weight_decay, nesterov=False, grad_clip=self.grad_clip,
+            device=device, compile=compile,
+        )  # fmt: skip
+
+
+@dataclass
+class ArchTuning:
+    """What tuning with the method's own steps needs (``PerturbationConfig.tune_arch``): the
+    method, its trained state (changed in place), the architecture batches of its
+    ``arch_split``, the generator of its random draws and the compile mode of its forwards."""
+
+    method: SupernetMethod
+    arch_state: dict[str, torch.Tensor]
+    method_state: dict[str, Any]
+    arch: Iterable[Batch]
+    generator: torch.Generator
+    compile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +121,8 @@ class TopKConfig:
 
 @dataclass
 class SelectionResult:
-    """The chosen architecture, the selector, its config (as a dict) and per-step details."""
+    """The chosen architecture, the selector, its config (as a dict) and per-step details
+    (always with the selection's ``forward_passes`` and ``backward_passes`` over mini-batches)."""
 
     arch_index: int
     arch: str
@@ -102,7 +139,9 @@ def _result(index: int, selector: str, config: Any, **details: Any) -> Selection
 def select_magnitude(weights: torch.Tensor | np.ndarray) -> SelectionResult:
     """Argmax per edge of (6, 5) ``weights``."""
     w = torch.as_tensor(np.asarray(weights, dtype=np.float64))
-    return _result(argmax_arch(w), "magnitude", {}, weights=w.tolist())
+    return _result(
+        argmax_arch(w), "magnitude", {}, weights=w.tolist(), forward_passes=0, backward_passes=0
+    )
 
 
 @torch.no_grad()
@@ -140,12 +179,24 @@ def _param_device(supernet: nn.Module) -> tuple[torch.device, torch.dtype]:
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, (6, 5) weights) -> logits
 
 
+def _cycle(loader: Iterable[Batch]) -> Iterator[Batch]:
+    """The loader's batches, epoch after epoch (each pass a fresh shuffle)."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ConfigError("a tuning loader yields no batches")
+
+
 def _fine_tune(
     supernet: nn.Module,
     weights: torch.Tensor,
     train: Iterable[Batch],
     cfg: PerturbationConfig,
     forward: Forward | None,
+    ledger: SearchLedger,
 ) -> None:
     """``cfg.fine_tune_steps`` SGD steps of the supernet weights under fixed ``weights``
     (through ``forward`` when given, else the supernet's own forward)."""
@@ -157,17 +208,46 @@ def _fine_tune(
         weight_decay=cfg.weight_decay,
     )
     supernet.train()
-    done = 0
-    while done < cfg.fine_tune_steps:
-        for x, y in train:
-            opt.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(forward(x, weights).float(), y).backward()
-            if cfg.grad_clip is not None:
-                nn.utils.clip_grad_norm_(supernet.parameters(), cfg.grad_clip)
-            opt.step()
-            done += 1
-            if done >= cfg.fine_tune_steps:
-                break
+    for _, (x, y) in zip(range(cfg.fine_tune_steps), _cycle(train), strict=False):
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(forward(x, weights).float(), y).backward()
+        if cfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(supernet.parameters(), cfg.grad_clip)
+        opt.step()
+        ledger.forward_passes += 1
+        ledger.backward_passes += 1
+
+
+def _tune_with_method(
+    supernet: nn.Module,
+    decided: torch.Tensor,
+    onehot: torch.Tensor,
+    train: Iterable[Batch],
+    cfg: PerturbationConfig,
+    tuning: ArchTuning,
+    ledger: SearchLedger,
+) -> torch.Tensor:
+    """``cfg.fine_tune_steps`` of the method's own steps with the ``decided`` edges projected
+    on ``onehot``; returns the new (6, 5) weights (projected rows kept)."""
+    device, _ = _param_device(supernet)
+    config = cfg.tuning_config(str(device), tuning.compile)
+    opt = torch.optim.SGD(
+        supernet.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+    ctx = StepContext(
+        tuning.method, supernet, opt, tuning.arch_state, tuning.method_state, tuning.generator,
+        config, ledger, lr=config.lr, projection=(decided, onehot),
+    )  # fmt: skip
+    supernet.train()
+    batches = zip(_cycle(train), _cycle(tuning.arch), strict=False)
+    for step, (train_batch, arch_batch) in zip(range(cfg.fine_tune_steps), batches, strict=False):
+        ctx.step = step
+        tuning.method.step(ctx, train_batch, arch_batch)
+    learned = tuning.method.final_weights(tuning.arch_state).to(onehot.dtype)
+    return torch.where(decided[:, None], onehot, learned)
 
 
 def select_perturbation(
@@ -178,21 +258,33 @@ def select_perturbation(
     rng: np.random.Generator,
     train: Iterable[Batch] | None = None,
     forward: Forward | None = None,
+    tuning: ArchTuning | None = None,
 ) -> SelectionResult:
-    """DARTS-PT selection (see module docstring). Fine-tuning changes ``supernet`` in place.
+    """DARTS-PT selection (see module docstring). Tuning changes ``supernet`` (and, with
+    ``tuning``, the method's state) in place.
 
     Args:
         weights: the method's final (6, 5) weights; ignored (may be None) when
             ``config.fixed_weights``. Ops with weight 0 are not candidates.
         valid: validation batches; the first ``config.valid_batches`` are drawn once.
         rng: draws the edge order.
-        train: batches for fine-tuning (needed when ``config.fine_tune_steps > 0``).
-        forward: the fine-tuning forward, e.g. a compiled dense one
+        train: batches for tuning (needed when ``config.fine_tune_steps > 0``).
+        forward: the forward of weight-only tuning, e.g. a compiled dense one
             (:func:`harness.supernet.compiled.dense_forward`); default the supernet's. Ops of
             weight 0 contribute nothing either way; densely they still see weight decay.
+        tuning: the method and its state (needed when tuning with ``config.tune_arch``).
+
+    The result's details hold the edge order, each decision with its scores, and the cost of
+    the selection (``forward_passes``, ``backward_passes``: evaluation and tuning batches).
     """
-    if config.fine_tune_steps > 0 and train is None:
+    tunes = config.fine_tune_steps > 0
+    if tunes and train is None:
         raise ConfigError("fine_tune_steps > 0 needs a train loader")
+    if tunes and config.tune_arch and tuning is None:
+        raise ConfigError(
+            "tune_arch tunes with the method's own steps: pass its state (tuning=ArchTuning), "
+            "or set tune_arch=False to tune the supernet weights alone"
+        )
     if weights is None and not config.fixed_weights:
         raise ConfigError("weights are needed unless fixed_weights is set")
     device, dtype = _param_device(supernet)
@@ -201,25 +293,37 @@ def select_perturbation(
         current = torch.full(shape, 1.0 / space.NUM_OPS, dtype=dtype, device=device)
     else:
         current = torch.as_tensor(np.asarray(weights), dtype=dtype, device=device).clone()
+    decided = torch.zeros(space.NUM_EDGES, dtype=torch.bool, device=device)
     batches = _take(valid, config.valid_batches)
     order = [int(e) for e in rng.permutation(space.NUM_EDGES)]
     decisions: list[dict[str, Any]] = []
+    ledger = SearchLedger()
     for position, edge in enumerate(order):
         scores: dict[int, float] = {}
         for op in (int(o) for o in torch.nonzero(current[edge] > 0).flatten()):
             masked = current.clone()
             masked[edge, op] = 0.0
             acc, loss = evaluate(supernet, masked, batches, config.train_mode)
+            ledger.forward_passes += len(batches)
             scores[op] = acc if config.criterion == "acc" else -loss
         chosen = min(scores, key=lambda o: scores[o])  # removal hurts most; ties -> lowest id
         current[edge] = 0.0
         current[edge, chosen] = 1.0
+        decided[edge] = True
         decisions.append({"edge": edge, "op": chosen, "scores": scores})
         logger.info("edge %d -> %s (scores %s)", edge, space.OPS[chosen], scores)
-        if config.fine_tune_steps > 0 and position < len(order) - 1:
-            assert train is not None
-            _fine_tune(supernet, current, train, config, forward)
-    return _result(argmax_arch(current), "perturbation", config, order=order, decisions=decisions)
+        if not tunes or position == len(order) - 1:
+            continue
+        assert train is not None
+        if config.tune_arch:
+            assert tuning is not None
+            current = _tune_with_method(supernet, decided, current, train, config, tuning, ledger)
+        else:
+            _fine_tune(supernet, current, train, config, forward, ledger)
+    return _result(
+        argmax_arch(current), "perturbation", config, order=order, decisions=decisions,
+        forward_passes=ledger.forward_passes, backward_passes=ledger.backward_passes,
+    )  # fmt: skip
 
 
 def select_topk(
@@ -248,4 +352,7 @@ def select_topk(
         onehot[torch.arange(space.NUM_EDGES), torch.as_tensor(space.index_to_ops(arch))] = 1.0
         scored.append((arch, evaluate(supernet, onehot, batches, config.train_mode)[0]))
     best = max(range(len(scored)), key=lambda i: (scored[i][1], -i))
-    return _result(scored[best][0], "topk", config, scored=scored)
+    passes = len(archs) * len(batches)
+    return _result(
+        scored[best][0], "topk", config, scored=scored, forward_passes=passes, backward_passes=0
+    )

@@ -78,7 +78,9 @@ TRAJECTORIES_FILE = "supernet_trajectories.parquet"
 SUPERNET_RUN_COLUMNS: dict[str, str] = {
     **results.RUN_COLUMNS, "selection": "string", "epochs": "Int64", "forward_passes": "Int64",
     "backward_passes": "Int64", "kendall_tau": "float64", "spearman_rho": "float64",
-    "selection_config": "string", "selection_seconds": "float64", "image_checksum": "string",
+    "selection_config": "string", "selection_seconds": "float64",
+    "selection_forward_passes": "Int64", "selection_backward_passes": "Int64",
+    "image_checksum": "string",
     "card": "string", "search_config": "string", "data": "string",
 }
 TRAJECTORY_COLUMNS: dict[str, str] = {

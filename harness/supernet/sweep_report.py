@@ -167,7 +167,34 @@ def selection_markdown(runs: pd.DataFrame, baseline: str = "magnitude") -> str:
     note = ("Paired by run (one trained supernet, both rules): mean test accuracy (%) of each "
             "rule, mean difference a - b, share of runs where a wins (ties count one half), "
             "P(a > b) over all pairs, two-sided Wilcoxon signed-rank p.")  # fmt: skip
-    return "\n".join([*lines, note, ""])
+    return "\n".join([*lines, note, "", *_cost_lines(runs)])
+
+
+_COST_COLUMNS: tuple[str, ...] = (
+    "device_seconds", "forward_passes", "backward_passes", "selection_seconds",
+    "selection_forward_passes", "selection_backward_passes",
+)  # fmt: skip
+
+
+def _cost_lines(runs: pd.DataFrame) -> list[str]:
+    """The search and selection cost per (method, protocol, rule): means over runs."""
+    if not set(_COST_COLUMNS) <= set(runs.columns):
+        return []  # tables written before the selection cost was recorded
+    once = runs.drop_duplicates(["run_key", "selection"])  # one row per run and rule
+    cost = once.groupby(["method", "protocol", "selection"], observed=True)[list(_COST_COLUMNS)]
+    header = ("| method | protocol | rule | runs | search s | search fwd | search bwd "
+              "| selection s | selection fwd | selection bwd |")  # fmt: skip
+    lines = ["## Cost", "", header, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for (method, protocol, rule), group in cost:
+        means = [group[c].astype(float).mean() for c in _COST_COLUMNS]
+        cells = [str(method), str(protocol), str(rule), str(len(group)), f"{means[0]:.1f}",
+                 *(f"{m:.0f}" for m in means[1:3]), f"{means[3]:.1f}",
+                 *(f"{m:.0f}" for m in means[4:])]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    note = ("Means over runs: device seconds and forward / backward passes (mini-batches) of the "
+            "search, then of the selection rule on top of it (perturbation: candidate "
+            "evaluations and tuning).")  # fmt: skip
+    return [*lines, "", note, ""]
 
 
 # --------------------------------------------------------------------------- the report

@@ -10,7 +10,7 @@ from torch.func import functional_call
 from harness.errors import ConfigError
 from harness.supernet.search import Batch, SearchConfig, SearchLedger, StepContext
 from harness.supernet.testing import tiny_config, tiny_data, tiny_loaders, tiny_supernet
-from methods.darts import Darts, DartsConfig, unrolled_arch_grad
+from methods.darts import Darts, DartsConfig, FixedAlpha, unrolled_arch_grad
 from methods.drnas import Drnas, DrnasConfig, dirichlet_rsample
 from methods.gaea import Gaea, GaeaConfig, candidate_mask, exponentiated_gradient_step
 from methods.gdas import Gdas, GdasConfig
@@ -203,3 +203,23 @@ def test_drnas_search_runs_and_moves_alpha() -> None:
     )
     alpha = result.arch_state["alpha"].detach()
     assert float(alpha.abs().max()) > 0.01  # far beyond the 1e-3 init after Adam steps
+
+
+def test_fixed_alpha_trains_the_weights_under_the_initial_alpha() -> None:
+    from harness.supernet.search import run_supernet_search
+
+    train, valid = tiny_loaders(9)
+    net = tiny_supernet(9)
+    before = [p.detach().clone() for p in net.parameters()]
+    result = run_supernet_search(
+        FixedAlpha(), net, train, valid, tiny_config(), np.random.default_rng(9)
+    )
+    alpha = result.arch_state["alpha"].detach()
+    assert 0 < float(alpha.abs().max()) < 0.01  # DARTS's 1e-3 init, never stepped
+    assert result.method_state == {} and result.ledger.backward_passes == 6  # weight steps only
+    assert any(not torch.equal(p, q) for p, q in zip(before, net.parameters(), strict=True))
+    # the initial draw comes from the method's generator: same seed, same alpha
+    again = run_supernet_search(
+        FixedAlpha(), tiny_supernet(9), *tiny_loaders(9), tiny_config(), np.random.default_rng(9)
+    )
+    assert torch.equal(alpha, again.arch_state["alpha"].detach())

@@ -19,7 +19,7 @@ from harness.supernet.search import Batch, StepContext, SupernetMethod
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-SUPERNET = ("darts_v1", "darts_v2", "drnas", "gaea", "gdas", "rarts")
+SUPERNET = ("darts_v1", "darts_v2", "drnas", "fixed_alpha", "gaea", "gdas", "rarts")
 
 
 def test_supernet_methods_are_registered_by_kind() -> None:

@@ -13,7 +13,7 @@ from harness.errors import ConfigError
 from harness.protocol import make_method
 from harness.supernet import compiled
 from harness.supernet.search import SearchConfig, run_supernet_search
-from harness.supernet.selection import PerturbationConfig, select_perturbation
+from harness.supernet.selection import ArchTuning, PerturbationConfig, select_perturbation
 from harness.supernet.testing import tiny_config, tiny_loaders, tiny_supernet
 
 
@@ -54,19 +54,30 @@ def test_sparse_methods_never_take_the_compiled_route(eager_dynamo: list[str]) -
     assert eager_dynamo == []
 
 
-def test_perturbation_fine_tuning_through_a_compiled_forward(eager_dynamo: list[str]) -> None:
+@pytest.mark.parametrize("tune_arch", [False, True])
+def test_perturbation_tuning_through_a_compiled_forward(
+    tune_arch: bool, eager_dynamo: list[str]
+) -> None:
     weights = torch.softmax(torch.randn(6, 5, generator=torch.Generator().manual_seed(1)), -1)
-    config = PerturbationConfig(valid_batches=2, fine_tune_steps=2)
-    picks = []
-    for use in (False, True):
+    config = PerturbationConfig(valid_batches=2, fine_tune_steps=2, tune_arch=tune_arch)
+    picks, alphas = [], []
+    for mode in (None, "default"):
         net = tiny_supernet(0)
         train, valid = tiny_loaders(0)
-        forward = compiled.dense_forward(net, "default") if use else None
+        method = make_method("darts_v1")
+        state = {"alpha": torch.log(weights).requires_grad_(True)}
+        tuning = ArchTuning(
+            method, state, method.init_method_state(state, net), valid, torch.Generator(), mode
+        )
+        forward = None if mode is None or tune_arch else compiled.dense_forward(net, mode)
         result = select_perturbation(
-            net, weights, valid, config, np.random.default_rng(0), train, forward
+            net, weights, valid, config, np.random.default_rng(0), train, forward, tuning
         )
         picks.append(result.arch)
+        alphas.append(state["alpha"].detach())
     assert picks[0] == picks[1]
+    torch.testing.assert_close(alphas[0], alphas[1], atol=1e-6, rtol=0)
+    assert not tune_arch or not torch.equal(alphas[0], torch.log(weights))
     assert eager_dynamo == ["default"]
 
 

@@ -73,6 +73,7 @@ def test_cards_hold_the_published_settings() -> None:
         weights_first=True,
     )  # fmt: skip
     assert pt.method_overrides(DartsConfig)["weights_first"] is False
+    assert pt.perturbation_config(10).tune_arch and pt.perturbation_config(10).fine_tune_steps == 50
     assert nb201.method_overrides(GaeaConfig) == {}
     tiny = get_card("tiny-cpu")
     assert (tiny.C, tiny.N, tiny.image_size, tiny.data) == (4, 1, 8, "synthetic")
@@ -81,8 +82,8 @@ def test_cards_hold_the_published_settings() -> None:
 def test_card_errors() -> None:
     with pytest.raises(ConfigError, match="did you mean 'nats-ws'"):
         get_card("nats_ws")
-    with pytest.raises(ConfigError, match="version 1"):
-        get_card("darts-pt@2")
+    with pytest.raises(ConfigError, match="version 2"):
+        get_card("darts-pt@3")
     with pytest.raises(ConfigError, match="search task"):
         get_card("nb201-darts").eval_tasks("cifar100")
     with pytest.raises(ConfigError, match="only CIFAR-10 images"):
@@ -117,7 +118,7 @@ def test_cell_end_to_end_on_the_tiny_card(tmp_path: Path) -> None:
     assert [r["selection"] for r in result.rows] == ["magnitude", "perturbation"]
     for row in result.rows:
         assert set(BLACKBOX_COLUMNS + EXTRA_COLUMNS) <= set(row)
-        assert row["protocol"] == "tiny-cpu@1" and row["space"] == "tss" and row["synthetic"]
+        assert row["protocol"] == "tiny-cpu@2" and row["space"] == "tss" and row["synthetic"]
         assert row["sim_seconds"] is None and row["queries"] is None
         assert row["epochs"] == 2 and row["forward_passes"] >= 6 and row["status"] == "ok"
         assert row["data_checksum"] == truth.checksum
@@ -127,8 +128,12 @@ def test_cell_end_to_end_on_the_tiny_card(tmp_path: Path) -> None:
         assert row["regret"] == pytest.approx(gt.best - row["test_acc"])
         assert json.loads(row["config"])["order"] == 1
         assert json.loads(row["card"])["C"] == 4 and json.loads(row["search_config"])["epochs"] == 2
-    magnitude = result.rows[0]
+    magnitude, perturbation = result.rows
     assert magnitude["arch_index"] == result.search.arch_index  # type: ignore[union-attr]
+    assert magnitude["selection_forward_passes"] == magnitude["selection_backward_passes"] == 0
+    # tiny-cpu: 30 candidates x 2 valid batches, then 5 tuning phases of 3 DARTS steps (2 passes)
+    assert perturbation["selection_forward_passes"] == 60 + 30
+    assert perturbation["selection_backward_passes"] == 30
     assert [t["epoch"] for t in result.trajectory] == [0, 1]
     assert result.trajectory[-1]["argmax_index"] == magnitude["arch_index"]
     key = magnitude["run_key"]

@@ -11,14 +11,25 @@ from torch import nn
 
 from harness.errors import ConfigError
 from harness.spaces import tss as space
+from harness.supernet.search import (
+    Batch,
+    Loss,
+    SearchConfig,
+    SearchLedger,
+    SearchResult,
+    StepContext,
+    run_supernet_search,
+)
 from harness.supernet.selection import (
+    ArchTuning,
     PerturbationConfig,
     TopKConfig,
     select_magnitude,
     select_perturbation,
     select_topk,
 )
-from harness.supernet.testing import tiny_loaders, tiny_supernet
+from harness.supernet.testing import tiny_config, tiny_loaders, tiny_supernet
+from methods.darts import Darts, DartsConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -76,7 +87,7 @@ def test_perturbation_picks_the_op_that_carries_the_signal() -> None:
 
 
 def test_perturbation_fixed_weights_and_edge_order_from_rng() -> None:
-    config = PerturbationConfig(fixed_weights=True)
+    config = PerturbationConfig(fixed_weights=True, tune_arch=False)
     a = select_perturbation(SignalNet(), None, _signal_batches(), config, np.random.default_rng(1))
     b = select_perturbation(SignalNet(), None, _signal_batches(), config, np.random.default_rng(1))
     c = select_perturbation(SignalNet(), None, _signal_batches(), config, np.random.default_rng(2))
@@ -88,15 +99,91 @@ def test_perturbation_with_fine_tuning_on_a_real_supernet() -> None:
     train, valid = tiny_loaders(0)
     net = tiny_supernet(0)
     before = [p.detach().clone() for p in net.parameters()]
-    config = PerturbationConfig(valid_batches=2, fine_tune_steps=2, fine_tune_lr=0.05)
+    config = PerturbationConfig(
+        valid_batches=2, fine_tune_steps=2, fine_tune_lr=0.05, tune_arch=False
+    )
     result = select_perturbation(
         net, np.full((6, 5), 0.2), valid, config, np.random.default_rng(0), train=train
     )
     assert 0 <= result.arch_index < space.NUM_ARCHS
     assert len(result.details["decisions"]) == 6
+    # 6 edges x 5 candidates x 2 batches evaluated, 5 x 2 tuning steps
+    assert result.details["forward_passes"] == 60 + 10
+    assert result.details["backward_passes"] == 10
     assert any(not torch.equal(p, q) for p, q in zip(before, net.parameters(), strict=True))
     with pytest.raises(ConfigError, match="train loader"):
         select_perturbation(net, np.full((6, 5), 0.2), valid, config, np.random.default_rng(0))
+
+
+def _trained_darts(seed: int) -> tuple[nn.Module, SearchResult, Darts]:
+    train, valid = tiny_loaders(seed)
+    method = Darts(DartsConfig(arch_lr=0.05))
+    net = tiny_supernet(seed)
+    result = run_supernet_search(
+        method, net, train, valid, tiny_config(), np.random.default_rng(seed)
+    )
+    return net, result, method
+
+
+def test_perturbation_tuning_keeps_training_alpha_with_decided_edges_projected() -> None:
+    net, result, method = _trained_darts(3)
+    train, valid = tiny_loaders(4)
+    alpha0 = result.arch_state["alpha"].detach().clone()
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (alpha, projected mask) per step
+
+    class Recording(Darts):
+        def step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> Loss:
+            assert ctx.projection is not None
+            seen.append((ctx.arch_state["alpha"].detach().clone(), ctx.projection[0].clone()))
+            return super().step(ctx, train_batch, arch_batch)
+
+    tuning = ArchTuning(
+        Recording(method.config), result.arch_state, result.method_state, valid,
+        torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    config = PerturbationConfig(valid_batches=1, fine_tune_steps=3, fine_tune_lr=0.05)
+    chosen = select_perturbation(
+        net, result.arch_weights, valid, config, np.random.default_rng(0), train, tuning=tuning
+    )
+    order, decisions = chosen.details["order"], chosen.details["decisions"]
+    alpha = result.arch_state["alpha"].detach()
+    # 5 tuning phases of 3 method steps (weight + architecture), none after the last edge
+    assert len(seen) == 15
+    assert chosen.details["forward_passes"] == 30 + 30  # 30 candidates x 1 batch + tuning
+    assert chosen.details["backward_passes"] == 30
+    for phase in range(5):
+        start, end = seen[3 * phase][0], [*[a for a, _ in seen], alpha][3 * phase + 3]
+        mask = seen[3 * phase][1]
+        assert mask.tolist() == [e in order[: phase + 1] for e in range(6)]
+        undecided = [e for e in order[phase + 1 :]]
+        assert not torch.equal(start[undecided], end[undecided])  # alpha keeps training
+    assert not torch.equal(alpha0, alpha)
+    assert list(space.index_to_ops(chosen.arch_index)) == [
+        next(d["op"] for d in decisions if d["edge"] == e) for e in range(6)
+    ]
+    with pytest.raises(ConfigError, match="tuning=ArchTuning"):
+        select_perturbation(net, alpha, valid, config, np.random.default_rng(0), train)
+    with pytest.raises(ConfigError, match="tune_arch=False"):
+        PerturbationConfig(fixed_weights=True)
+
+
+def test_projection_stops_the_gradient_of_decided_edges() -> None:
+    net = tiny_supernet(0)
+    batch = next(iter(tiny_loaders(0)[0]))
+    alpha = torch.zeros(6, 5, requires_grad=True)
+    decided = torch.tensor([True, False, False, True, False, False])
+    onehot = torch.zeros(6, 5)
+    onehot[decided, 2] = 1.0
+    ctx = StepContext(
+        Darts(), net, torch.optim.SGD(net.parameters(), lr=0.1), {"alpha": alpha}, {},
+        torch.Generator(), SearchConfig(), SearchLedger(), projection=(decided, onehot),
+    )  # fmt: skip
+    grad = ctx.grad(ctx.loss(batch, torch.softmax(alpha, dim=-1)), [alpha])[0]
+    assert torch.equal(grad[decided], torch.zeros(2, 5))
+    assert bool((grad[~decided].abs() > 0).any())
+    ctx.projection = None
+    full = ctx.grad(ctx.loss(batch, torch.softmax(alpha, dim=-1)), [alpha])[0]
+    assert bool((full[decided].abs() > 0).any())
 
 
 def test_topk_finds_an_architecture_with_the_signal_op() -> None:

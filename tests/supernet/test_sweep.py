@@ -36,12 +36,12 @@ def _grid(**changes: object) -> sweep.SupernetGrid:
 # --------------------------------------------------------------------------- grid and cards
 def test_effective_cards_are_labelled_by_what_changed() -> None:
     card, label = sweep.effective_card(_grid())
-    assert label == "tiny-cpu@1" and card.data == "synthetic"
+    assert label == "tiny-cpu@2" and card.data == "synthetic"
     card, label = sweep.effective_card(_grid(card="nb201-darts", max_steps=3))
-    assert label == "nb201-darts@1[synthetic images, max-steps 3]"
+    assert label == "nb201-darts@2[synthetic images, max-steps 3]"
     assert (card.data, card.weight_images, card.max_steps_per_epoch) == ("synthetic", 256, 3)
     card, label = sweep.effective_card(_grid(data="jpeg"))
-    assert label == "tiny-cpu@1[CIFAR-10 JPEG]" and card.data == "cifar10-jpeg"
+    assert label == "tiny-cpu@2[CIFAR-10 JPEG]" and card.data == "cifar10-jpeg"
     grid = _grid(methods=["gaea", {"name": "gaea", "eg_lr": 0.5}], seeds="0-2")
     assert [json.loads(o) for _, o in grid.methods] == [{}, {"eg_lr": 0.5}]
     assert grid.seeds == (0, 1, 2) and grid.describe()["methods"][1]["overrides"] == {"eg_lr": 0.5}
@@ -183,4 +183,15 @@ def test_rank_correlation_is_one_value_per_run_and_selection_md() -> None:
     assert data.methods == ("gaea",) and sorted(data.values["gaea"]) == [0.1, 0.5]
     text = selection_markdown(runs)
     assert "| gaea | p@1 | cifar10 | cifar10 | 2 | 83.50 | 80.50 | +3.00 | 1.00 |" in text
-    assert "SYNTHETIC" not in text
+    assert "SYNTHETIC" not in text and "## Cost" not in text  # no cost columns in this table
+    costs = {
+        "device_seconds": [10.0, 10.0, 14.0, 14.0],
+        "forward_passes": [100] * 4,
+        "backward_passes": [90] * 4,
+        "selection_seconds": [0.0, 3.0, 0.0, 5.0],
+        "selection_forward_passes": [0, 40, 0, 60],
+        "selection_backward_passes": [0, 8] * 2,
+    }
+    text = selection_markdown(runs.assign(**costs))  # fmt: skip
+    assert "| gaea | p@1 | magnitude | 2 | 12.0 | 100 | 90 | 0.0 | 0 | 0 |" in text
+    assert "| gaea | p@1 | perturbation | 2 | 12.0 | 100 | 90 | 4.0 | 50 | 8 |" in text
