@@ -75,6 +75,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "SELECTIONS",
     "CellResult",
+    "ProgressLog",
     "Runtime",
     "SearchData",
     "TruthSet",
@@ -144,8 +145,9 @@ class Runtime:
     batches, a ``torch.compile`` mode for the dense forwards of search and perturbation
     fine-tuning (:data:`~harness.supernet.compiled.COMPILE_MODES`; None: eager), search steps
     captured as CUDA graphs (``cuda_graph``), the CIFAR-10 JPEG archive (``images``), a decode
-    cache and a directory for checkpoints and the saved supernet (``workdir``; None: nothing
-    written). None of these changes a run's key."""
+    cache and a directory for checkpoints, the saved supernet and a progress log (``workdir``,
+    ``<run key>.progress.log``: a timestamped line per epoch, edge decision and stage; None:
+    nothing written). None of these changes a run's key."""
 
     device: str = "cpu"
     bf16: bool = False
@@ -234,6 +236,21 @@ def build_supernet(card: SupernetCard, num_classes: int, generator: torch.Genera
 
 
 # --------------------------------------------------------------------------- one cell
+class ProgressLog:
+    """Timestamped lines appended to ``path`` (each line flushed at once), to follow a long
+    cell from outside: ``tail -f``. ``path`` None: the lines are dropped."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def __call__(self, line: str) -> None:
+        if self.path is None:
+            return
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(f"{stamp} {line}\n")
+
+
 @dataclass
 class CellResult:
     """Rows (one per selection rule and eval task), the per-epoch trajectory rows, and the
@@ -254,6 +271,7 @@ def _streams(key_parts: list[Any], seed: int) -> list[np.random.Generator]:
 def _select(
     names_: Sequence[str], net: TssSuperNet, result: SearchResult, method: SupernetMethod,
     data: SearchData, card: SupernetCard, rng: np.random.Generator, runtime: Runtime,
+    progress: ProgressLog,
 ) -> tuple[dict[str, SelectionResult], dict[str, float]]:  # fmt: skip
     """Apply the selection rules to the trained ``net`` (perturbation last, on copies of the
     supernet and the method's state, which its tuning changes)."""
@@ -277,10 +295,13 @@ def _select(
                 method, arch_state, method_state, arch, torch_generator(rng), runtime.compile
             )
             out[name] = select_perturbation(
-                tuned, result.arch_weights, data.eval, config, rng, data.train, forward, tuning
-            )
+                tuned, result.arch_weights, data.eval, config, rng, data.train, forward, tuning,
+                progress,
+            )  # fmt: skip
         seconds[name] = time.perf_counter() - began
-        logger.info("selection %s -> %s", name, out[name].arch)
+        line = f"selection {name} -> {out[name].arch} in {seconds[name]:.1f} s"
+        logger.info(line)
+        progress(line)
     return out, seconds
 
 
@@ -345,13 +366,19 @@ def run_cell(
     workdir = Path(runtime.workdir) if runtime.workdir is not None else None
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
+    progress = ProgressLog(None if workdir is None else workdir / f"{key}.progress.log")
+    progress(
+        f"cell {key}: {method} on {task}, seed {seed}, card {card.key}, device "
+        f"{runtime.device}; {len(data.train)} weight and {len(data.arch)} architecture batches"
+    )
     search_config = card.search_config(
         runtime.device, runtime.bf16, runtime.compile, runtime.cuda_graph
     )
     result = run_supernet_search(
         instance, net, data.train, data.arch, search_config, method_rng,
-        checkpoint=None if workdir is None else workdir / f"{key}.search.pt",
+        checkpoint=None if workdir is None else workdir / f"{key}.search.pt", progress=progress,
     )  # fmt: skip
+    progress(f"search done: {result.ledger.epochs} epochs, {result.ledger.device_seconds:.1f} s")
     if workdir is not None:
         torch.save(
             {"supernet": net.state_dict(), "arch_weights": result.arch_weights,
@@ -359,8 +386,12 @@ def run_cell(
              "method": method, "config": config},
             workdir / f"{key}.supernet.pt",
         )  # fmt: skip
+    began = time.perf_counter()
     tau, rho = _correlation(net, data, card, truth.get(task), rank_sample)
-    chosen, seconds = _select(selections, net, result, instance, data, card, select_rng, runtime)
+    progress(f"rank correlation: tau {tau}, rho {rho} in {time.perf_counter() - began:.1f} s")
+    chosen, seconds = _select(
+        selections, net, result, instance, data, card, select_rng, runtime, progress
+    )
     wall = time.perf_counter() - started
     base = {
         "run_key": key, "method": method, "config": config, "space": "tss", "dataset": task,
@@ -389,4 +420,5 @@ def run_cell(
         for point in epoch_trajectory(gt, result.history):
             trajectory.append({"run_key": key, "eval_dataset": eval_task, **point})
     logger.info("cell %s (%s, %s, seed %d) done in %.1f s", key, method, task, seed, wall)
+    progress(f"cell done in {wall:.1f} s")
     return CellResult(rows, trajectory, result, chosen)

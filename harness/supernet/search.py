@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -180,6 +180,7 @@ def run_supernet_search(
     *,
     checkpoint: str | Path | None = None,
     stop_after_epoch: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> SearchResult:
     """Search with ``method`` on ``supernet`` (moved to ``config.device`` in place).
 
@@ -190,6 +191,7 @@ def run_supernet_search(
         checkpoint: file written atomically after every epoch; when it exists at the start, the
             search resumes from it (same result as an uninterrupted run).
         stop_after_epoch: return after this epoch (0-based) with ``complete=False``.
+        progress: called with a line of text after every epoch (e.g. a progress log).
     """
     path = Path(checkpoint) if checkpoint is not None else None
     pieces = _setup(method, supernet, train, valid, config, rng)
@@ -235,7 +237,13 @@ def run_supernet_search(
         history.append(
             EpochRecord(epoch, index, space.index_to_str(index), ctx.lr, mean_loss, seconds)
         )
-        logger.info("epoch %d: loss %.4f arch %s", epoch, mean_loss, history[-1].arch)
+        line = (
+            f"epoch {epoch + 1}/{config.epochs}: loss {mean_loss:.4f}, {seconds:.1f} s, "
+            f"argmax {history[-1].arch}"
+        )
+        logger.info(line)
+        if progress is not None:
+            progress(line)
         if path is not None:
             record = {
                 "epoch": epoch,

@@ -259,6 +259,7 @@ def select_perturbation(
     train: Iterable[Batch] | None = None,
     forward: Forward | None = None,
     tuning: ArchTuning | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> SelectionResult:
     """DARTS-PT selection (see module docstring). Tuning changes ``supernet`` (and, with
     ``tuning``, the method's state) in place.
@@ -273,6 +274,7 @@ def select_perturbation(
             (:func:`harness.supernet.compiled.dense_forward`); default the supernet's. Ops of
             weight 0 contribute nothing either way; densely they still see weight decay.
         tuning: the method and its state (needed when tuning with ``config.tune_arch``).
+        progress: called with a line of text after every edge decision.
 
     The result's details hold the edge order, each decision with its scores, and the cost of
     the selection (``forward_passes``, ``backward_passes``: evaluation and tuning batches).
@@ -311,7 +313,13 @@ def select_perturbation(
         current[edge, chosen] = 1.0
         decided[edge] = True
         decisions.append({"edge": edge, "op": chosen, "scores": scores})
-        logger.info("edge %d -> %s (scores %s)", edge, space.OPS[chosen], scores)
+        line = (
+            f"edge {position + 1}/{space.NUM_EDGES} (edge {edge}) -> {space.OPS[chosen]}; "
+            f"scores {scores}"
+        )
+        logger.info(line)
+        if progress is not None:
+            progress(line)
         if not tunes or position == len(order) - 1:
             continue
         assert train is not None

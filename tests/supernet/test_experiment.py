@@ -138,6 +138,11 @@ def test_cell_end_to_end_on_the_tiny_card(tmp_path: Path) -> None:
     assert result.trajectory[-1]["argmax_index"] == magnitude["arch_index"]
     key = magnitude["run_key"]
     assert (tmp_path / f"{key}.supernet.pt").is_file() and (tmp_path / f"{key}.search.pt").is_file()
+    log = (tmp_path / f"{key}.progress.log").read_text().splitlines()
+    stages = [line.split(" ", 2)[2].split(":")[0].split(" ")[0] for line in log]
+    assert stages == ["cell", "epoch", "epoch", "search", "rank", "selection",
+                      *["edge"] * 6, "selection", "cell"]  # fmt: skip
+    assert "epoch 2/2: loss" in log[2] and log[-1].endswith(" s") and "cell done" in log[-1]
     saved = torch.load(tmp_path / f"{key}.supernet.pt", weights_only=False)
     assert np.allclose(saved["arch_weights"], result.search.arch_weights)  # type: ignore[union-attr]
 
