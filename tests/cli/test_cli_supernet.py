@@ -81,8 +81,11 @@ def test_report_writes_leaderboard_selection_tests_and_figures(
     assert "SYNTHETIC" in board
     selection = (rep / "selection.md").read_text()
     assert "perturbation (a) vs magnitude (b)" in selection and "Wilcoxon p" in selection
-    table = [line for line in selection.splitlines() if line.startswith("| darts_v1 |")]
+    paired, cost = selection.split("## Cost")
+    table = [line for line in paired.splitlines() if line.startswith("| darts_v1 |")]
     assert len(table) == 1 and table[0].split("|")[5].strip() == "2"  # n = 2 paired seeds
+    rules = [line.split("|")[3].strip() for line in cost.splitlines() if "| darts_v1 |" in line]
+    assert rules == ["magnitude", "perturbation"]
     assert (rep / "collapse_cifar10.png").read_bytes()[:4] == b"\x89PNG"
 
 
