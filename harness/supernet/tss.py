@@ -35,6 +35,13 @@ EDGES: tuple[tuple[int, int], ...] = tuple(space.EDGES)
 NUM_EDGES = len(EDGES)
 NUM_OPS = len(OP_NAMES)
 _NONE = OP_NAMES.index("none")
+_SKIP, _CONV1, _CONV3, _POOL = (
+    OP_NAMES.index(op) for op in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+)
+#: Edges leaving each source node (0, 1, 2), in :data:`EDGES` order.
+_FROM_SOURCE: tuple[tuple[int, ...], ...] = tuple(
+    tuple(e for e, (src, _) in enumerate(EDGES) if src == node) for node in (0, 1, 2)
+)
 
 
 def arch_ops(arch: str | int | Sequence[int] | Sequence[str]) -> tuple[str, ...]:
@@ -98,18 +105,27 @@ class _Skeleton(nn.Module):
         return self.classifier(x)  # (B, num_classes)
 
 
+def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+
+
 class MixedCell(nn.Module):
     """A search cell: every edge holds all candidate ops.
 
-    ``edges[e][k]`` is op ``OP_NAMES[k]`` on edge ``EDGES[e]``.
+    ``edges[e][k]`` is op ``OP_NAMES[k]`` on edge ``EDGES[e]``. ``fused``: evaluate all ops
+    at once per source node when every op is active (see :meth:`forward_fused`).
     """
 
-    def __init__(self, channels: int, affine: bool, track_running_stats: bool) -> None:
+    def __init__(
+        self, channels: int, affine: bool, track_running_stats: bool, fused: bool = True
+    ) -> None:
         super().__init__()
+        self.channels, self.fused = channels, fused
         self.edges = nn.ModuleList(
             nn.ModuleList(make_op(name, channels, affine, track_running_stats) for name in OP_NAMES)
             for _ in EDGES
         )
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
 
     def edge_op(self, edge: int, op: int) -> nn.Module:
         """The instance of op ``OP_NAMES[op]`` on edge ``EDGES[edge]``."""
@@ -123,6 +139,11 @@ class MixedCell(nn.Module):
         Edge ``e`` outputs ``sum_k weights[e, k] * op_k(x)``. ``none`` is never evaluated (its
         term is identically zero); ``active[e][k] == False`` drops op ``k`` of edge ``e`` too.
         """
+        dense = active is None or all(
+            active[e][k] for e in range(NUM_EDGES) for k in range(NUM_OPS) if k != _NONE
+        )
+        if self.fused and dense:
+            return self.forward_fused(x, weights)
         nodes = [x]
         for dst in (1, 2, 3):
             total: torch.Tensor | None = None
@@ -140,6 +161,79 @@ class MixedCell(nn.Module):
             nodes.append(torch.zeros_like(x) if total is None else total)
         return nodes[3]
 
+    def forward_fused(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The dense forward with the ops of each source node batched (same math, far fewer
+        kernels: GPU steps at this size are bound by kernel launches).
+
+        Per source node: one ReLU, one convolution for the 1x1 ops of all its edges and one for
+        the 3x3 ops (weights concatenated along the output channels), one BatchNorm call for
+        each (BN is per channel, so concatenating channels changes nothing), one average pool
+        and one skip shared by its edges. (B, C, H, W), weights (6, 5) -> (B, C, H, W).
+        """
+        nodes = [x]
+        into: dict[int, list[torch.Tensor]] = {1: [], 2: [], 3: []}
+        for src, edges in enumerate(_FROM_SOURCE):
+            if src > 0:
+                nodes.append(sum(into[src][1:], into[src][0]))
+            h = nodes[src]  # (B, C, H, W)
+            relu = nn.functional.relu(h)
+            # (n, 5) rows of this node's edges; stacked views, no index tensor (a host copy
+            # that CUDA-graph capture would refuse)
+            w = torch.stack([weights[e] for e in edges])
+            shape = (len(edges), 1, 1, 1)  # broadcast over (n, C, H, W) per sample
+            mixed = (
+                self._conv_bn(relu, edges, _CONV1).unflatten(1, (len(edges), self.channels))
+                * w[:, _CONV1].reshape(shape)
+                + self._conv_bn(relu, edges, _CONV3).unflatten(1, (len(edges), self.channels))
+                * w[:, _CONV3].reshape(shape)
+                + h.unsqueeze(1) * w[:, _SKIP].reshape(shape)
+                + self.pool(h).unsqueeze(1) * w[:, _POOL].reshape(shape)
+            )  # (B, n, C, H, W)
+            for j, e in enumerate(edges):
+                into[EDGES[e][1]].append(mixed[:, j])
+        return sum(into[3][1:], into[3][0])
+
+    def _conv_bn(self, relu: torch.Tensor, edges: tuple[int, ...], op: int) -> torch.Tensor:
+        """Conv + BN of op ``op`` on every edge in ``edges`` as one call each:
+        (B, C, H, W) -> (B, len(edges) * C, H, W)."""
+        units = [cast(nn.Sequential, self.edge_op(e, op).op) for e in edges]
+        convs = [cast(nn.Conv2d, u[1]) for u in units]
+        bns = [cast(nn.BatchNorm2d, u[2]) for u in units]
+        bias = None if convs[0].bias is None else _cat([c.bias for c in convs])  # type: ignore[misc]
+        y = nn.functional.conv2d(
+            relu, _cat([c.weight for c in convs]), bias, padding=convs[0].padding
+        )
+        return _batch_norm(y, bns)
+
+
+def _batch_norm(y: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
+    """``bns`` (same flags, default momentum) applied to their channel blocks of ``y`` in one
+    call, with the running statistics and batch counts updated as each BN would."""
+    first = bns[0]
+    if first.momentum is None:
+        raise ConfigError("fused supernet cells need BatchNorm momentum; build with fused=False")
+    track = first.track_running_stats
+    mean = _cat([b.running_mean for b in bns]) if track else None  # type: ignore[misc]
+    var = _cat([b.running_var for b in bns]) if track else None  # type: ignore[misc]
+    out = nn.functional.batch_norm(
+        y, mean, var,
+        _cat([b.weight for b in bns]) if first.affine else None,
+        _cat([b.bias for b in bns]) if first.affine else None,
+        first.training or not track, first.momentum, first.eps,
+    )  # fmt: skip
+    if track and first.training and len(bns) > 1:
+        with torch.no_grad():
+            assert mean is not None and var is not None
+            torch._foreach_copy_(
+                [t for b in bns for t in (b.running_mean, b.running_var)],  # type: ignore[misc]
+                [t for pair in zip(mean.split(first.num_features), var.split(first.num_features),
+                                   strict=True) for t in pair],
+            )  # fmt: skip
+    if track and first.training:
+        with torch.no_grad():
+            torch._foreach_add_([b.num_batches_tracked for b in bns], 1)  # type: ignore[misc]
+    return out
+
 
 class TssSuperNet(_Skeleton):
     """Weight-sharing supernet of the topology space (the benchmark's search model).
@@ -152,6 +246,8 @@ class TssSuperNet(_Skeleton):
         num_classes: classifier outputs.
         C: channels of the first stage. N: cells per stage.
         affine, track_running_stats: BatchNorm flags of the cell ops.
+        fused: evaluate dense cells with the ops of each source node batched
+            (:meth:`MixedCell.forward_fused`; same parameters and state dict).
     """
 
     def __init__(
@@ -162,9 +258,12 @@ class TssSuperNet(_Skeleton):
         N: int = 5,
         affine: bool = False,
         track_running_stats: bool = False,
+        fused: bool = True,
     ) -> None:
         self.affine, self.track_running_stats = affine, track_running_stats
-        super().__init__(C, N, num_classes, lambda c: MixedCell(c, affine, track_running_stats))
+        super().__init__(
+            C, N, num_classes, lambda c: MixedCell(c, affine, track_running_stats, fused)
+        )
 
     def forward(
         self, x: torch.Tensor, edge_weights: torch.Tensor, *, skip_zero: bool | None = None

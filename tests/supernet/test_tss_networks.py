@@ -5,6 +5,7 @@ FLOP counts with the benchmark (all 15,625 architectures x 3 datasets, and the o
 from __future__ import annotations
 
 import bz2
+import copy
 import pickle
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,69 @@ def test_skipped_ops_keep_their_running_statistics() -> None:
     assert _batches(skipped) == 0 and _batches(chosen) == 1
     supernet(_images(4), weights, skip_zero=False)
     assert _batches(skipped) == 1
+
+
+def _unfused_copy(supernet: TssSuperNet) -> TssSuperNet:
+    twin = copy.deepcopy(supernet)
+    for cell in twin.cells:
+        if isinstance(cell, MixedCell):
+            cell.fused = False
+    return twin
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("track", [False, True])
+@pytest.mark.parametrize("per_cell", [False, True])
+def test_fused_cells_equal_the_per_op_cells(affine: bool, track: bool, per_cell: bool) -> None:
+    torch.manual_seed(0)
+    fused = TssSuperNet(**{**TINY, "N": 2}, affine=affine, track_running_stats=track).double()
+    with torch.no_grad():
+        for p in fused.parameters():
+            p.normal_(0.0, 0.3)  # BN scales away from 1, biases away from 0
+    reference = _unfused_copy(fused)
+    shape = (6, 6, 5) if per_cell else (6, 5)
+    logits = torch.randn(shape, dtype=torch.float64)
+    outputs = []
+    for net in (fused, reference):
+        weights = torch.softmax(logits, dim=-1).requires_grad_(True)
+        out = net(_images(5).double(), weights)
+        (out**2).sum().backward()
+        grads = [weights.grad, *(p.grad for p in net.parameters())]
+        net.eval()
+        outputs.append((out, grads, net.state_dict(), net(_images(6).double(), weights)))
+    (out_f, grads_f, state_f, eval_f), (out_r, grads_r, state_r, eval_r) = outputs
+    torch.testing.assert_close(out_f, out_r, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(eval_f, eval_r, rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads_f, grads_r, strict=True):
+        assert a is not None and b is not None
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert state_f.keys() == state_r.keys()
+    for key in state_f:  # running statistics and batch counts included
+        torch.testing.assert_close(state_f[key], state_r[key], rtol=1e-12, atol=1e-12)
+
+
+def test_fused_cells_run_only_when_every_op_is_evaluated(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = MixedCell.forward_fused
+
+    def counting(self: MixedCell, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return real(self, x, weights)
+
+    monkeypatch.setattr(MixedCell, "forward_fused", counting)
+    supernet = TssSuperNet(**TINY)
+    soft = torch.softmax(torch.randn(6, 5), dim=-1)
+    supernet(_images(1), soft)  # no zero weight: dense
+    assert len(calls) == 3
+    supernet(_images(1), _one_hot(ARCHS[0]))  # zeros skipped: per op
+    assert len(calls) == 3
+    supernet(_images(1), _one_hot(ARCHS[0]), skip_zero=False)
+    assert len(calls) == 6
+    for cell in supernet.cells:
+        if isinstance(cell, MixedCell):
+            cell.edge_op(0, OP_NAMES.index("nor_conv_3x3")).op[2].momentum = None
+    with pytest.raises(ConfigError, match="momentum"):
+        supernet(_images(1), soft)
 
 
 def test_gradient_flows_to_edge_weights() -> None:
