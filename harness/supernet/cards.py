@@ -266,6 +266,26 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
             step_order="arch_first",
             track_running_stats=True,
         ),
+        "cpu-cifar10": SupernetCard(
+            name="cpu-cifar10",
+            version=1,
+            description="Reduced protocol for a CPU (not a published setting): C=8, N=1, "
+            "5 epochs on 3,200 / 3,200 CIFAR-10 JPEGs, clip 5, BN running statistics, alpha "
+            "step first; perturbation with 1 tuning epoch per edge on 2 validation batches",
+            epochs=5,
+            grad_clip=5.0,
+            step_order="arch_first",
+            C=8,
+            N=1,
+            track_running_stats=True,
+            weight_images=3_200,
+            arch_images=3_200,
+            perturbation_epochs=1,
+            perturbation_valid_batches=2,
+            rank_sample=50,
+            rank_valid_batches=1,
+            topk_valid_batches=1,
+        ),
         "tiny-cpu": SupernetCard(
             name="tiny-cpu",
             version=2,

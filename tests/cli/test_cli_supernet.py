@@ -132,3 +132,10 @@ def test_report_refuses_missing_and_black_box_dirs(
     assert main(["supernet", "report", str(tmp_path / "bb")]) == 2
     assert "use `harness report`" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "bb").iterdir()) == ["manifest.json"]
+
+
+def test_cli_offers_every_card() -> None:
+    from harness.cli.supernet import CARDS
+    from harness.supernet.cards import card_names
+
+    assert sorted(CARDS) == sorted(card_names())
