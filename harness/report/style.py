@@ -18,6 +18,7 @@ _KNOWN: dict[str, tuple[str, str, str]] = {
     "alpha_nas": ("#2ca02c", "v", "--"),
     "darts_v1": ("#d62728", "D", "--"),
     "darts_v2": ("#9467bd", "P", "--"),
+    "fixed_alpha": ("#000000", ">", "--"),
     "rarts": ("#8c564b", "X", "--"),
     "gaea": ("#e377c2", "*", "--"),
     "gdas": ("#bcbd22", "h", "--"),
