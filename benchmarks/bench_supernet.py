@@ -42,7 +42,6 @@ from harness.supernet.cards import get_card
 from harness.supernet.compiled import COMPILE_MODES
 from harness.supernet.experiment import build_supernet
 from harness.supernet.search import SearchConfig, SearchLedger, StepContext
-from harness.supernet.tss import MixedCell
 
 logger = logging.getLogger("bench_supernet")
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,9 +56,7 @@ def _context(
     card = get_card("nb201-darts")
     gen = torch.Generator().manual_seed(0)
     net = build_supernet(card, CLASSES, gen).to(device).train()
-    for module in net.modules():
-        if isinstance(module, MixedCell):
-            module.fused = fused
+    net.set_fused(fused)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     config = SearchConfig(

@@ -190,6 +190,16 @@ def _cycle(loader: Iterable[Batch]) -> Iterator[Batch]:
             raise ConfigError("a tuning loader yields no batches")
 
 
+def _tuning_optimizer(supernet: nn.Module, cfg: PerturbationConfig) -> torch.optim.SGD:
+    """SGD of the supernet weights at the constant tuning rate (a fresh one per tuning phase)."""
+    return torch.optim.SGD(
+        supernet.parameters(),
+        lr=cfg.fine_tune_lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+    )
+
+
 def _fine_tune(
     supernet: nn.Module,
     weights: torch.Tensor,
@@ -201,12 +211,7 @@ def _fine_tune(
     """``cfg.fine_tune_steps`` SGD steps of the supernet weights under fixed ``weights``
     (through ``forward`` when given, else the supernet's own forward)."""
     forward = forward or supernet
-    opt = torch.optim.SGD(
-        supernet.parameters(),
-        lr=cfg.fine_tune_lr,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-    )
+    opt = _tuning_optimizer(supernet, cfg)
     supernet.train()
     for _, (x, y) in zip(range(cfg.fine_tune_steps), _cycle(train), strict=False):
         opt.zero_grad(set_to_none=True)
@@ -231,15 +236,10 @@ def _tune_with_method(
     on ``onehot``; returns the new (6, 5) weights (projected rows kept)."""
     device, _ = _param_device(supernet)
     config = cfg.tuning_config(str(device), tuning.compile)
-    opt = torch.optim.SGD(
-        supernet.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-    )
     ctx = StepContext(
-        tuning.method, supernet, opt, tuning.arch_state, tuning.method_state, tuning.generator,
-        config, ledger, lr=config.lr, projection=(decided, onehot),
+        tuning.method, supernet, _tuning_optimizer(supernet, cfg), tuning.arch_state,
+        tuning.method_state, tuning.generator, config, ledger, lr=config.lr,
+        projection=(decided, onehot),
     )  # fmt: skip
     supernet.train()
     batches = zip(_cycle(train), _cycle(tuning.arch), strict=False)

@@ -125,7 +125,6 @@ class MixedCell(nn.Module):
             nn.ModuleList(make_op(name, channels, affine, track_running_stats) for name in OP_NAMES)
             for _ in EDGES
         )
-        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
 
     def edge_op(self, edge: int, op: int) -> nn.Module:
         """The instance of op ``OP_NAMES[op]`` on edge ``EDGES[edge]``."""
@@ -187,7 +186,7 @@ class MixedCell(nn.Module):
                 + self._conv_bn(relu, edges, _CONV3).unflatten(1, (len(edges), self.channels))
                 * w[:, _CONV3].reshape(shape)
                 + h.unsqueeze(1) * w[:, _SKIP].reshape(shape)
-                + self.pool(h).unsqueeze(1) * w[:, _POOL].reshape(shape)
+                + self.edge_op(edges[0], _POOL)(h).unsqueeze(1) * w[:, _POOL].reshape(shape)
             )  # (B, n, C, H, W)
             for j, e in enumerate(edges):
                 into[EDGES[e][1]].append(mixed[:, j])
@@ -300,6 +299,12 @@ class TssSuperNet(_Skeleton):
             else:
                 feature = cell(feature)  # (B, 2c, h/2, w/2)
         return self.head(feature)  # (B, num_classes)
+
+    def set_fused(self, fused: bool) -> None:
+        """Switch every cell between the fused and the per-op dense forward."""
+        for cell in self.cells:
+            if isinstance(cell, MixedCell):
+                cell.fused = fused
 
     def _check_weights(self, edge_weights: torch.Tensor) -> bool:
         shared, per_cell = (NUM_EDGES, NUM_OPS), (self.n_cells, NUM_EDGES, NUM_OPS)

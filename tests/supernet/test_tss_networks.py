@@ -161,9 +161,7 @@ def test_skipped_ops_keep_their_running_statistics() -> None:
 
 def _unfused_copy(supernet: TssSuperNet) -> TssSuperNet:
     twin = copy.deepcopy(supernet)
-    for cell in twin.cells:
-        if isinstance(cell, MixedCell):
-            cell.fused = False
+    twin.set_fused(False)
     return twin
 
 
