@@ -42,7 +42,8 @@ class SupernetCard:
     every task (searched on CIFAR-10, NB201 style) instead of only the searched one.
     ``weight_images`` / ``arch_images``: sizes of the weight and architecture parts of the
     training images (CIFAR-10) or, for synthetic data, of each synthetic part.
-    ``perturbation_epochs``: tuning epochs after each edge decision (DARTS-PT ``proj_intv``);
+    ``perturbation_epochs``: tuning epochs after each edge decision (DARTS-PT ``proj_intv``;
+    as there, the phase before the last decision is one epoch shorter);
     ``perturbation_tune_arch``: the tuning runs the method's own steps, so its architecture
     weights keep training on the undecided edges (DARTS-PT's darts-proj), else the supernet
     weights alone are tuned.
@@ -203,12 +204,13 @@ class SupernetCard:
 
     def perturbation_config(self, steps_per_epoch: int) -> PerturbationConfig:
         """DARTS-PT selection: tuning of ``perturbation_epochs`` epochs of ``steps_per_epoch``
-        steps after each edge decision, at a constant ``perturbation_lr`` (the method's own
-        steps when ``perturbation_tune_arch``)."""
+        steps after each edge decision (one epoch fewer before the last), at a constant
+        ``perturbation_lr`` (the method's own steps when ``perturbation_tune_arch``)."""
         return PerturbationConfig(
             criterion="acc",
             valid_batches=self.perturbation_valid_batches,
             fine_tune_steps=self.perturbation_epochs * steps_per_epoch,
+            last_tune_steps=max(self.perturbation_epochs - 1, 0) * steps_per_epoch,
             fine_tune_lr=self.perturbation_lr,
             momentum=self.momentum,
             weight_decay=self.perturbation_weight_decay,
@@ -235,7 +237,7 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
     {
         "nb201-darts": SupernetCard(
             name="nb201-darts",
-            version=2,
+            version=3,
             description="NAS-Bench-201 paper DARTS search: 50 epochs on the CIFAR-10 25k/25k "
             "split, clip 5, BN running statistics; reported on all three tasks",
             epochs=50,
@@ -245,7 +247,7 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
         ),
         "nats-ws": SupernetCard(
             name="nats-ws",
-            version=2,
+            version=3,
             description="NATS-Bench weight-sharing search: 100 epochs, no clipping, BN batch "
             "statistics everywhere; searched and reported per task",
             epochs=100,
@@ -255,7 +257,7 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
         ),
         "darts-pt": SupernetCard(
             name="darts-pt",
-            version=2,
+            version=3,
             description="DARTS-PT NB201 supernet: 100 epochs, wd 3e-4, clip 5, alpha step "
             "first, BN running statistics; perturbation selection with 5 tuning epochs per "
             "edge at a constant lr 0.0025 on the full validation split",
@@ -268,7 +270,7 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
         ),
         "cpu-cifar10": SupernetCard(
             name="cpu-cifar10",
-            version=1,
+            version=2,
             description="Reduced protocol for a CPU (not a published setting): C=8, N=1, "
             "5 epochs on 3,200 / 3,200 CIFAR-10 JPEGs, clip 5, BN running statistics, alpha "
             "step first; perturbation with 1 tuning epoch per edge on 2 validation batches",
@@ -288,7 +290,7 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
         ),
         "tiny-cpu": SupernetCard(
             name="tiny-cpu",
-            version=2,
+            version=3,
             description="CPU smoke test: C=4, N=1, 8x8 synthetic images, 2 epochs of 3 steps",
             epochs=2,
             batch_size=8,

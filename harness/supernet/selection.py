@@ -8,7 +8,8 @@ Three selectors, each returning a :class:`SelectionResult` that records its full
   accuracy, keep the op whose removal hurts most, make the edge one-hot on it, optionally
   tune the supernet for a number of steps before the next edge. As in DARTS-PT's NB201 code
   the tuning runs the method's own steps (``tune_arch``): its architecture weights keep
-  training on the undecided edges, the decided ones stay projected. ``tune_arch=False`` tunes
+  training on the undecided edges, the decided ones stay projected; one SGD (momentum kept)
+  serves every tuning phase, and the last edge is decided one epoch early. ``tune_arch=False`` tunes
   the supernet weights alone under fixed mixing weights. DARTS-PT's "fix alpha" result is
   the ``fixed_alpha`` method's supernet (alpha never trained) with this selection;
   ``fixed_weights`` instead selects from uniform weights on any supernet (an ablation).
@@ -46,16 +47,20 @@ class PerturbationConfig:
     """DARTS-PT settings (NB201 defaults except the tuning length, which is given in steps).
 
     ``valid_batches`` None: the whole valid loader. ``fine_tune_steps``: tuning steps on the
-    train loader after each edge decision except the last (0: none), SGD at constant
-    ``fine_tune_lr``. ``tune_arch``: the tuning steps are the method's own (its architecture
-    weights keep training on undecided edges; DARTS-PT's darts-proj), else weight steps under
-    fixed mixing weights. ``fixed_weights``: start from uniform weights instead of the
-    method's (needs ``tune_arch=False``).
+    train loader after each edge decision except the last (0: none), by one SGD at constant
+    ``fine_tune_lr`` whose momentum carries over from phase to phase. ``last_tune_steps``:
+    the steps of the phase before the last decision (None: ``fine_tune_steps``); DARTS-PT
+    tunes ``proj_intv * (edges - 1)`` epochs and makes its last projection at the start of
+    the final one, so that phase is one epoch shorter. ``tune_arch``: the tuning steps are
+    the method's own (its architecture weights keep training on undecided edges; DARTS-PT's
+    darts-proj), else weight steps under fixed mixing weights. ``fixed_weights``: start from
+    uniform weights instead of the method's (needs ``tune_arch=False``).
     """
 
     criterion: Literal["acc", "loss"] = "acc"
     valid_batches: int | None = None
     fine_tune_steps: int = 0
+    last_tune_steps: int | None = None
     fine_tune_lr: float = 0.0025
     momentum: float = 0.9
     weight_decay: float = 3e-4
@@ -69,8 +74,8 @@ class PerturbationConfig:
             raise ConfigError(f"criterion must be 'acc' or 'loss'; got {self.criterion!r}")
         if self.valid_batches is not None and self.valid_batches < 1:
             raise ConfigError(f"valid_batches must be >= 1 or None; got {self.valid_batches}")
-        if self.fine_tune_steps < 0 or self.fine_tune_lr < 0:
-            raise ConfigError("fine_tune_steps and fine_tune_lr must be >= 0")
+        if min(self.fine_tune_steps, self.fine_tune_lr, self.last_tune_steps or 0) < 0:
+            raise ConfigError("fine_tune_steps, last_tune_steps and fine_tune_lr must be >= 0")
         if self.fixed_weights and self.tune_arch:
             raise ConfigError(
                 "fixed_weights keeps uniform mixing weights, which tune_arch would train; "
@@ -191,7 +196,7 @@ def _cycle(loader: Iterable[Batch]) -> Iterator[Batch]:
 
 
 def _tuning_optimizer(supernet: nn.Module, cfg: PerturbationConfig) -> torch.optim.SGD:
-    """SGD of the supernet weights at the constant tuning rate (a fresh one per tuning phase)."""
+    """SGD of the supernet weights at the constant tuning rate (one per selection)."""
     return torch.optim.SGD(
         supernet.parameters(),
         lr=cfg.fine_tune_lr,
@@ -204,16 +209,17 @@ def _fine_tune(
     supernet: nn.Module,
     weights: torch.Tensor,
     train: Iterable[Batch],
+    steps: int,
+    opt: torch.optim.SGD,
     cfg: PerturbationConfig,
     forward: Forward | None,
     ledger: SearchLedger,
 ) -> None:
-    """``cfg.fine_tune_steps`` SGD steps of the supernet weights under fixed ``weights``
-    (through ``forward`` when given, else the supernet's own forward)."""
+    """``steps`` SGD steps (``opt``) of the supernet weights under fixed ``weights`` (through
+    ``forward`` when given, else the supernet's own forward)."""
     forward = forward or supernet
-    opt = _tuning_optimizer(supernet, cfg)
     supernet.train()
-    for _, (x, y) in zip(range(cfg.fine_tune_steps), _cycle(train), strict=False):
+    for _, (x, y) in zip(range(steps), _cycle(train), strict=False):
         opt.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(forward(x, weights).float(), y).backward()
         if cfg.grad_clip is not None:
@@ -224,28 +230,22 @@ def _fine_tune(
 
 
 def _tune_with_method(
-    supernet: nn.Module,
+    ctx: StepContext,
     decided: torch.Tensor,
     onehot: torch.Tensor,
     train: Iterable[Batch],
-    cfg: PerturbationConfig,
+    steps: int,
     tuning: ArchTuning,
-    ledger: SearchLedger,
 ) -> torch.Tensor:
-    """``cfg.fine_tune_steps`` of the method's own steps with the ``decided`` edges projected
-    on ``onehot``; returns the new (6, 5) weights (projected rows kept)."""
-    device, _ = _param_device(supernet)
-    config = cfg.tuning_config(str(device), tuning.compile)
-    ctx = StepContext(
-        tuning.method, supernet, _tuning_optimizer(supernet, cfg), tuning.arch_state,
-        tuning.method_state, tuning.generator, config, ledger, lr=config.lr,
-        projection=(decided, onehot),
-    )  # fmt: skip
-    supernet.train()
+    """``steps`` of the method's own steps (``ctx``: the selection's tuning context) with the
+    ``decided`` edges projected on ``onehot``; returns the new (6, 5) weights (projected rows
+    kept)."""
+    ctx.projection = (decided, onehot)
+    ctx.supernet.train()
     batches = zip(_cycle(train), _cycle(tuning.arch), strict=False)
-    for step, (train_batch, arch_batch) in zip(range(cfg.fine_tune_steps), batches, strict=False):
-        ctx.step = step
+    for _, (train_batch, arch_batch) in zip(range(steps), batches, strict=False):
         tuning.method.step(ctx, train_batch, arch_batch)
+        ctx.step += 1
     learned = tuning.method.final_weights(tuning.arch_state).to(onehot.dtype)
     return torch.where(decided[:, None], onehot, learned)
 
@@ -300,6 +300,15 @@ def select_perturbation(
     order = [int(e) for e in rng.permutation(space.NUM_EDGES)]
     decisions: list[dict[str, Any]] = []
     ledger = SearchLedger()
+    opt = _tuning_optimizer(supernet, config) if tunes else None
+    ctx = None
+    if tunes and config.tune_arch:
+        assert tuning is not None and opt is not None
+        loop = config.tuning_config(str(device), tuning.compile)
+        ctx = StepContext(
+            tuning.method, supernet, opt, tuning.arch_state, tuning.method_state,
+            tuning.generator, loop, ledger, lr=loop.lr,
+        )  # fmt: skip
     for position, edge in enumerate(order):
         scores: dict[int, float] = {}
         for op in (int(o) for o in torch.nonzero(current[edge] > 0).flatten()):
@@ -322,12 +331,15 @@ def select_perturbation(
             progress(line)
         if not tunes or position == len(order) - 1:
             continue
-        assert train is not None
-        if config.tune_arch:
+        assert train is not None and opt is not None
+        steps = config.fine_tune_steps
+        if position == len(order) - 2 and config.last_tune_steps is not None:
+            steps = config.last_tune_steps
+        if ctx is not None:
             assert tuning is not None
-            current = _tune_with_method(supernet, decided, current, train, config, tuning, ledger)
+            current = _tune_with_method(ctx, decided, current, train, steps, tuning)
         else:
-            _fine_tune(supernet, current, train, config, forward, ledger)
+            _fine_tune(supernet, current, train, steps, opt, config, forward, ledger)
     return _result(
         argmax_arch(current), "perturbation", config, order=order, decisions=decisions,
         forward_passes=ledger.forward_passes, backward_passes=ledger.backward_passes,

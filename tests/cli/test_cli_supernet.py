@@ -49,7 +49,7 @@ def test_run_writes_tables_and_resume_skips(
     assert set(runs["selection"]) == {"magnitude", "perturbation"}
     assert set(runs["method"]) == {"darts_v1", "gaea"} and set(runs["seed"]) == {0, 1}
     assert (runs["status"] == "ok").all() and runs["synthetic"].all()
-    assert runs["test_acc"].notna().all() and runs["protocol"].eq("tiny-cpu@2").all()
+    assert runs["test_acc"].notna().all() and runs["protocol"].eq("tiny-cpu@3").all()
     assert runs["data_checksum"].eq(tiny_store.checksum).all()
     assert runs["kendall_tau"].between(-1, 1).all() and runs["epochs"].eq(2).all()
     assert len(traj) == 4 * 2 and set(traj["epoch"]) == {0, 1}
@@ -60,7 +60,7 @@ def test_run_writes_tables_and_resume_skips(
     capsys.readouterr()
     assert main(_run_args(tiny_store, swept)) == 0
     printed = capsys.readouterr().out
-    assert "4 cells planned (tiny-cpu@2): 4 already finished, 0 run now" in printed
+    assert "4 cells planned (tiny-cpu@3): 4 already finished, 0 run now" in printed
     assert "SYNTHETIC" in printed
     assert {p: p.stat().st_mtime_ns for p in (swept / "runs").glob("*.json")} == files
 

@@ -67,6 +67,8 @@ def test_cards_hold_the_published_settings() -> None:
     assert pt.search_config().weight_decay == 3e-4 and pt.search_config().epochs == 100
     tune = pt.perturbation_config(steps_per_epoch=391)
     assert tune.fine_tune_steps == 5 * 391 and tune.fine_tune_lr == 0.0025
+    # DARTS-PT: 25 tuning epochs, projections at epochs 0, 5, 10, 15, 20 and 24
+    assert tune.last_tune_steps == 4 * 391
     assert tune.valid_batches is None and tune.criterion == "acc"
     assert nb201.method_overrides(DartsConfig) == dict(
         arch_lr=3e-4, arch_beta1=0.5, arch_beta2=0.999, arch_weight_decay=1e-3,
@@ -82,8 +84,8 @@ def test_cards_hold_the_published_settings() -> None:
 def test_card_errors() -> None:
     with pytest.raises(ConfigError, match="did you mean 'nats-ws'"):
         get_card("nats_ws")
-    with pytest.raises(ConfigError, match="version 2"):
-        get_card("darts-pt@3")
+    with pytest.raises(ConfigError, match="version 3"):
+        get_card("darts-pt@4")
     with pytest.raises(ConfigError, match="search task"):
         get_card("nb201-darts").eval_tasks("cifar100")
     with pytest.raises(ConfigError, match="only CIFAR-10 images"):
@@ -118,7 +120,7 @@ def test_cell_end_to_end_on_the_tiny_card(tmp_path: Path) -> None:
     assert [r["selection"] for r in result.rows] == ["magnitude", "perturbation"]
     for row in result.rows:
         assert set(BLACKBOX_COLUMNS + EXTRA_COLUMNS) <= set(row)
-        assert row["protocol"] == "tiny-cpu@2" and row["space"] == "tss" and row["synthetic"]
+        assert row["protocol"] == "tiny-cpu@3" and row["space"] == "tss" and row["synthetic"]
         assert row["sim_seconds"] is None and row["queries"] is None
         assert row["epochs"] == 2 and row["forward_passes"] >= 6 and row["status"] == "ok"
         assert row["data_checksum"] == truth.checksum
@@ -131,9 +133,10 @@ def test_cell_end_to_end_on_the_tiny_card(tmp_path: Path) -> None:
     magnitude, perturbation = result.rows
     assert magnitude["arch_index"] == result.search.arch_index  # type: ignore[union-attr]
     assert magnitude["selection_forward_passes"] == magnitude["selection_backward_passes"] == 0
-    # tiny-cpu: 30 candidates x 2 valid batches, then 5 tuning phases of 3 DARTS steps (2 passes)
-    assert perturbation["selection_forward_passes"] == 60 + 30
-    assert perturbation["selection_backward_passes"] == 30
+    # tiny-cpu: 30 candidates x 2 valid batches, then 4 tuning phases of 3 DARTS steps (2
+    # passes each); the phase before the last edge is one epoch shorter, so empty
+    assert perturbation["selection_forward_passes"] == 60 + 24
+    assert perturbation["selection_backward_passes"] == 24
     assert [t["epoch"] for t in result.trajectory] == [0, 1]
     assert result.trajectory[-1]["argmax_index"] == magnitude["arch_index"]
     key = magnitude["run_key"]

@@ -11,6 +11,7 @@ from torch import nn
 
 from harness.errors import ConfigError
 from harness.spaces import tss as space
+from harness.supernet import selection
 from harness.supernet.search import (
     Batch,
     Loss,
@@ -115,6 +116,27 @@ def test_perturbation_with_fine_tuning_on_a_real_supernet() -> None:
         select_perturbation(net, np.full((6, 5), 0.2), valid, config, np.random.default_rng(0))
 
 
+def test_one_tuning_optimizer_serves_the_whole_selection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[torch.optim.SGD] = []
+    original = selection._tuning_optimizer
+
+    def recording(supernet: nn.Module, cfg: PerturbationConfig) -> torch.optim.SGD:
+        made.append(original(supernet, cfg))
+        return made[-1]
+
+    monkeypatch.setattr(selection, "_tuning_optimizer", recording)
+    train, valid = tiny_loaders(0)
+    config = PerturbationConfig(valid_batches=1, fine_tune_steps=2, tune_arch=False)
+    select_perturbation(
+        tiny_supernet(0), np.full((6, 5), 0.2), valid, config, np.random.default_rng(0), train
+    )
+    assert len(made) == 1  # momentum carries over from one tuning phase to the next
+    momentum = [made[0].state[p].get("momentum_buffer") for p in made[0].param_groups[0]["params"]]
+    assert any(m is not None and bool(m.abs().sum() > 0) for m in momentum)
+
+
 def _trained_darts(seed: int) -> tuple[nn.Module, SearchResult, Darts]:
     train, valid = tiny_loaders(seed)
     method = Darts(DartsConfig(arch_lr=0.05))
@@ -141,19 +163,23 @@ def test_perturbation_tuning_keeps_training_alpha_with_decided_edges_projected()
         Recording(method.config), result.arch_state, result.method_state, valid,
         torch.Generator().manual_seed(0),
     )  # fmt: skip
-    config = PerturbationConfig(valid_batches=1, fine_tune_steps=3, fine_tune_lr=0.05)
+    config = PerturbationConfig(
+        valid_batches=1, fine_tune_steps=3, last_tune_steps=2, fine_tune_lr=0.05
+    )
     chosen = select_perturbation(
         net, result.arch_weights, valid, config, np.random.default_rng(0), train, tuning=tuning
     )
     order, decisions = chosen.details["order"], chosen.details["decisions"]
     alpha = result.arch_state["alpha"].detach()
-    # 5 tuning phases of 3 method steps (weight + architecture), none after the last edge
-    assert len(seen) == 15
-    assert chosen.details["forward_passes"] == 30 + 30  # 30 candidates x 1 batch + tuning
-    assert chosen.details["backward_passes"] == 30
+    # 4 tuning phases of 3 method steps (weight + architecture), then 2 before the last edge
+    starts = [0, 3, 6, 9, 12, 14]
+    assert len(seen) == starts[-1]
+    assert chosen.details["forward_passes"] == 30 + 2 * 14  # 30 candidates x 1 batch + tuning
+    assert chosen.details["backward_passes"] == 2 * 14
+    trajectory = [*[a for a, _ in seen], alpha]
     for phase in range(5):
-        start, end = seen[3 * phase][0], [*[a for a, _ in seen], alpha][3 * phase + 3]
-        mask = seen[3 * phase][1]
+        start, end = trajectory[starts[phase]], trajectory[starts[phase + 1]]
+        mask = seen[starts[phase]][1]
         assert mask.tolist() == [e in order[: phase + 1] for e in range(6)]
         undecided = [e for e in order[phase + 1 :]]
         assert not torch.equal(start[undecided], end[undecided])  # alpha keeps training
