@@ -292,8 +292,9 @@ def _select(
             forward = None if runtime.compile is None else dense_forward(tuned, runtime.compile)
             arch = data.train if method.arch_split == "train" else data.arch
             tuning = ArchTuning(
-                method, arch_state, method_state, arch, torch_generator(rng), runtime.compile
-            )
+                method, arch_state, method_state, arch, torch_generator(rng), runtime.compile,
+                runtime.bf16, runtime.cuda_graph,
+            )  # fmt: skip
             out[name] = select_perturbation(
                 tuned, result.arch_weights, data.eval, config, rng, data.train, forward, tuning,
                 progress,

@@ -36,6 +36,7 @@ from torch import nn
 
 from harness.errors import ConfigError
 from harness.spaces import tss as space
+from harness.supernet.graphed import GraphedStep
 from harness.supernet.method import SearchConfig, SearchLedger, StepContext, SupernetMethod
 from harness.supernet.search import Batch, argmax_arch
 
@@ -82,12 +83,15 @@ class PerturbationConfig:
                 "set tune_arch=False"
             )
 
-    def tuning_config(self, device: str, compile: str | None = None) -> SearchConfig:
+    def tuning_config(
+        self, device: str, compile: str | None = None, bf16: bool = False,
+        cuda_graph: bool = False,
+    ) -> SearchConfig:  # fmt: skip
         """The loop settings of the tuning steps: constant ``fine_tune_lr``, no Nesterov."""
         return SearchConfig(
             epochs=1, lr=self.fine_tune_lr, lr_min=self.fine_tune_lr, momentum=self.momentum,
             weight_decay=self.weight_decay, nesterov=False, grad_clip=self.grad_clip,
-            device=device, compile=compile,
+            device=device, bf16=bf16, compile=compile, cuda_graph=cuda_graph,
         )  # fmt: skip
 
 
@@ -95,7 +99,9 @@ class PerturbationConfig:
 class ArchTuning:
     """What tuning with the method's own steps needs (``PerturbationConfig.tune_arch``): the
     method, its trained state (changed in place), the architecture batches of its
-    ``arch_split``, the generator of its random draws and the compile mode of its forwards."""
+    ``arch_split``, the generator of its random draws, and how its steps run as in the search:
+    the compile mode of its forwards, bf16 autocast, and steps captured as one CUDA graph for
+    the whole selection (``cuda_graph``; the projected edges are updated in place)."""
 
     method: SupernetMethod
     arch_state: dict[str, torch.Tensor]
@@ -103,6 +109,8 @@ class ArchTuning:
     arch: Iterable[Batch]
     generator: torch.Generator
     compile: str | None = None
+    bf16: bool = False
+    cuda_graph: bool = False
 
 
 @dataclass(frozen=True)
@@ -231,20 +239,25 @@ def _fine_tune(
 
 def _tune_with_method(
     ctx: StepContext,
-    decided: torch.Tensor,
+    graphed: GraphedStep | None,
     onehot: torch.Tensor,
     train: Iterable[Batch],
     steps: int,
     tuning: ArchTuning,
 ) -> torch.Tensor:
-    """``steps`` of the method's own steps (``ctx``: the selection's tuning context) with the
-    ``decided`` edges projected on ``onehot``; returns the new (6, 5) weights (projected rows
-    kept)."""
-    ctx.projection = (decided, onehot)
+    """``steps`` of the method's own steps (``ctx``: the selection's tuning context, whose
+    projection holds the decided edges; ``graphed``: its CUDA-graph runner) with the decided
+    edges projected on ``onehot``; returns the new (6, 5) weights (projected rows kept)."""
+    assert ctx.projection is not None
+    decided, projected = ctx.projection
+    projected.copy_(onehot)  # in place: a captured step reads this tensor
     ctx.supernet.train()
     batches = zip(_cycle(train), _cycle(tuning.arch), strict=False)
     for _, (train_batch, arch_batch) in zip(range(steps), batches, strict=False):
-        tuning.method.step(ctx, train_batch, arch_batch)
+        if graphed is not None:
+            graphed(train_batch, arch_batch)
+        else:
+            tuning.method.step(ctx, train_batch, arch_batch)
         ctx.step += 1
     learned = tuning.method.final_weights(tuning.arch_state).to(onehot.dtype)
     return torch.where(decided[:, None], onehot, learned)
@@ -301,14 +314,19 @@ def select_perturbation(
     decisions: list[dict[str, Any]] = []
     ledger = SearchLedger()
     opt = _tuning_optimizer(supernet, config) if tunes else None
-    ctx = None
+    ctx, graphed = None, None
     if tunes and config.tune_arch:
         assert tuning is not None and opt is not None
-        loop = config.tuning_config(str(device), tuning.compile)
+        loop = config.tuning_config(str(device), tuning.compile, tuning.bf16, tuning.cuda_graph)
         ctx = StepContext(
             tuning.method, supernet, opt, tuning.arch_state, tuning.method_state,
             tuning.generator, loop, ledger, lr=loop.lr,
+            projection=(decided, torch.zeros_like(current)),
         )  # fmt: skip
+        if loop.cuda_graph:
+            graphed = GraphedStep(ctx)
+            assert ctx.lr_tensor is not None
+            ctx.lr_tensor.fill_(loop.lr)
     for position, edge in enumerate(order):
         scores: dict[int, float] = {}
         for op in (int(o) for o in torch.nonzero(current[edge] > 0).flatten()):
@@ -337,7 +355,7 @@ def select_perturbation(
             steps = config.last_tune_steps
         if ctx is not None:
             assert tuning is not None
-            current = _tune_with_method(ctx, decided, current, train, steps, tuning)
+            current = _tune_with_method(ctx, graphed, current, train, steps, tuning)
         else:
             _fine_tune(supernet, current, train, steps, opt, config, forward, ledger)
     return _result(
