@@ -76,6 +76,11 @@ def save_checkpoint(
         "numpy_rng": pieces["rng"].bit_generator.state,
         "extra": extra,
     }
+    atomic_save(payload, path)
+
+
+def atomic_save(payload: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file renamed onto ``path``: a kill leaves the old file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)

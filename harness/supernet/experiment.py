@@ -10,6 +10,10 @@ correlation) and ``selection_seconds``, ``selection_forward_passes`` and
 ``selection_backward_passes`` (the selection's own cost), and a per-epoch trajectory of the
 argmax architecture's true accuracy.
 
+With a work directory both long stages resume after a kill: the search from its epoch
+checkpoint (``<run key>.search.pt``), the perturbation selection from its checkpoint after the
+last edge decision (``<run key>.select.pt``).
+
 All randomness comes from one ``numpy.random.SeedSequence`` per run, spawned into streams for
 the data (loader order and augmentation), the supernet's initial weights, the method and the
 selection. The weight/architecture split of the CIFAR-10 images and the synthetic images are
@@ -271,10 +275,11 @@ def _streams(key_parts: list[Any], seed: int) -> list[np.random.Generator]:
 def _select(
     names_: Sequence[str], net: TssSuperNet, result: SearchResult, method: SupernetMethod,
     data: SearchData, card: SupernetCard, rng: np.random.Generator, runtime: Runtime,
-    progress: ProgressLog,
+    progress: ProgressLog, checkpoint: Path | None,
 ) -> tuple[dict[str, SelectionResult], dict[str, float]]:  # fmt: skip
     """Apply the selection rules to the trained ``net`` (perturbation last, on copies of the
-    supernet and the method's state, which its tuning changes)."""
+    supernet and the method's state, which its tuning changes; resumable from
+    ``checkpoint``). Perturbation's seconds add up its resumed parts."""
     out: dict[str, SelectionResult] = {}
     seconds: dict[str, float] = {}
     for name in sorted(names_, key=lambda n: n == "perturbation"):
@@ -297,9 +302,9 @@ def _select(
             )  # fmt: skip
             out[name] = select_perturbation(
                 tuned, result.arch_weights, data.eval, config, rng, data.train, forward, tuning,
-                progress,
+                progress, checkpoint,
             )  # fmt: skip
-        seconds[name] = time.perf_counter() - began
+        seconds[name] = out[name].details.get("seconds", time.perf_counter() - began)
         line = f"selection {name} -> {out[name].arch} in {seconds[name]:.1f} s"
         logger.info(line)
         progress(line)
@@ -391,8 +396,9 @@ def run_cell(
     tau, rho = _correlation(net, data, card, truth.get(task), rank_sample)
     progress(f"rank correlation: tau {tau}, rho {rho} in {time.perf_counter() - began:.1f} s")
     chosen, seconds = _select(
-        selections, net, result, instance, data, card, select_rng, runtime, progress
-    )
+        selections, net, result, instance, data, card, select_rng, runtime, progress,
+        None if workdir is None else workdir / f"{key}.select.pt",
+    )  # fmt: skip
     wall = time.perf_counter() - started
     base = {
         "run_key": key, "method": method, "config": config, "space": "tss", "dataset": task,

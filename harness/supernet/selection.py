@@ -26,8 +26,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -36,6 +38,7 @@ from torch import nn
 
 from harness.errors import ConfigError
 from harness.spaces import tss as space
+from harness.supernet.checkpoint import atomic_save, state_in, state_out
 from harness.supernet.graphed import GraphedStep
 from harness.supernet.method import SearchConfig, SearchLedger, StepContext, SupernetMethod
 from harness.supernet.search import Batch, argmax_arch
@@ -273,6 +276,7 @@ def select_perturbation(
     forward: Forward | None = None,
     tuning: ArchTuning | None = None,
     progress: Callable[[str], None] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> SelectionResult:
     """DARTS-PT selection (see module docstring). Tuning changes ``supernet`` (and, with
     ``tuning``, the method's state) in place.
@@ -288,10 +292,15 @@ def select_perturbation(
             weight 0 contribute nothing either way; densely they still see weight decay.
         tuning: the method and its state (needed when tuning with ``config.tune_arch``).
         progress: called with a line of text after every edge decision.
+        checkpoint: file written after every edge decision and its tuning; when it exists at
+            the start, the selection resumes from it (the caller passes the supernet and the
+            method's state as they were at the start, e.g. from the saved supernet).
 
     The result's details hold the edge order, each decision with its scores, and the cost of
-    the selection (``forward_passes``, ``backward_passes``: evaluation and tuning batches).
+    the selection (``forward_passes``, ``backward_passes``: evaluation and tuning batches;
+    ``seconds``: wall time, summed over resumed parts).
     """
+    began = time.perf_counter()
     tunes = config.fine_tune_steps > 0
     if tunes and train is None:
         raise ConfigError("fine_tune_steps > 0 needs a train loader")
@@ -314,20 +323,33 @@ def select_perturbation(
     decisions: list[dict[str, Any]] = []
     ledger = SearchLedger()
     opt = _tuning_optimizer(supernet, config) if tunes else None
+    saver = None if checkpoint is None else _SelectionCheckpoint(Path(checkpoint), config, order)
+    start, step, seconds_before = 0, 0, 0.0
+    if saver is not None and saver.path.exists():
+        record = saver.load(supernet, opt, tuning, train)
+        decisions, start, step = record["decisions"], record["position"] + 1, record["step"]
+        decided.copy_(record["decided"])
+        current = record["current"].to(device, dtype)
+        ledger, seconds_before = SearchLedger(**record["ledger"]), record["seconds"]
+        line = f"resuming perturbation selection after edge {start}/{space.NUM_EDGES}"
+        logger.info(line)
+        if progress is not None:
+            progress(line)
     ctx, graphed = None, None
     if tunes and config.tune_arch:
         assert tuning is not None and opt is not None
         loop = config.tuning_config(str(device), tuning.compile, tuning.bf16, tuning.cuda_graph)
         ctx = StepContext(
             tuning.method, supernet, opt, tuning.arch_state, tuning.method_state,
-            tuning.generator, loop, ledger, lr=loop.lr,
+            tuning.generator, loop, ledger, lr=loop.lr, step=step,
             projection=(decided, torch.zeros_like(current)),
         )  # fmt: skip
         if loop.cuda_graph:
             graphed = GraphedStep(ctx)
             assert ctx.lr_tensor is not None
             ctx.lr_tensor.fill_(loop.lr)
-    for position, edge in enumerate(order):
+    for position in range(start, len(order)):
+        edge = order[position]
         scores: dict[int, float] = {}
         for op in (int(o) for o in torch.nonzero(current[edge] > 0).flatten()):
             masked = current.clone()
@@ -347,21 +369,86 @@ def select_perturbation(
         logger.info(line)
         if progress is not None:
             progress(line)
-        if not tunes or position == len(order) - 1:
-            continue
-        assert train is not None and opt is not None
-        steps = config.fine_tune_steps
-        if position == len(order) - 2 and config.last_tune_steps is not None:
-            steps = config.last_tune_steps
-        if ctx is not None:
-            assert tuning is not None
-            current = _tune_with_method(ctx, graphed, current, train, steps, tuning)
-        else:
-            _fine_tune(supernet, current, train, steps, opt, config, forward, ledger)
+        if tunes and position < len(order) - 1:
+            assert train is not None and opt is not None
+            steps = config.fine_tune_steps
+            if position == len(order) - 2 and config.last_tune_steps is not None:
+                steps = config.last_tune_steps
+            if ctx is not None:
+                assert tuning is not None
+                current = _tune_with_method(ctx, graphed, current, train, steps, tuning)
+            else:
+                _fine_tune(supernet, current, train, steps, opt, config, forward, ledger)
+        if saver is not None:
+            record = {
+                "position": position, "decisions": decisions, "decided": decided.cpu(),
+                "current": current.cpu(), "ledger": dataclasses.asdict(ledger),
+                "step": 0 if ctx is None else ctx.step,
+                "seconds": seconds_before + time.perf_counter() - began,
+            }  # fmt: skip
+            saver.save(record, supernet, opt, tuning, train)
     return _result(
         argmax_arch(current), "perturbation", config, order=order, decisions=decisions,
         forward_passes=ledger.forward_passes, backward_passes=ledger.backward_passes,
+        seconds=seconds_before + time.perf_counter() - began,
     )  # fmt: skip
+
+
+class _SelectionCheckpoint:
+    """The state of a perturbation selection after an edge decision and its tuning: the
+    supernet, the tuning SGD, the method's state and generator, the loaders' generators and
+    the decisions so far. Bound to one config and edge order; written atomically."""
+
+    def __init__(self, path: Path, config: PerturbationConfig, order: list[int]) -> None:
+        self.path = path
+        self.identity = {"config": dataclasses.asdict(config), "order": order}
+
+    @staticmethod
+    def _generators(
+        train: Iterable[Batch] | None, tuning: ArchTuning | None
+    ) -> list[torch.Generator | None]:
+        loaders = [train, None if tuning is None else tuning.arch]
+        gens = [getattr(loader, "generator", None) for loader in loaders]
+        return [*gens, None if tuning is None else tuning.generator]
+
+    def save(
+        self, record: dict[str, Any], supernet: nn.Module, opt: torch.optim.SGD | None,
+        tuning: ArchTuning | None, train: Iterable[Batch] | None,
+    ) -> None:  # fmt: skip
+        payload = {
+            **self.identity, "record": record, "supernet": supernet.state_dict(),
+            "optimizer": None if opt is None else opt.state_dict(),
+            "arch_state": None if tuning is None else state_out(tuning.arch_state),
+            "method_state": None if tuning is None else state_out(tuning.method_state),
+            "generators": [
+                None if g is None else g.get_state() for g in self._generators(train, tuning)
+            ],
+        }  # fmt: skip
+        atomic_save(payload, self.path)
+
+    def load(
+        self, supernet: nn.Module, opt: torch.optim.SGD | None, tuning: ArchTuning | None,
+        train: Iterable[Batch] | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Restore the live objects in place; returns the record (decisions, ledger, ...)."""
+        saved = torch.load(self.path, weights_only=False, map_location="cpu")
+        asked = self.identity
+        if {k: saved[k] for k in asked} != asked:
+            raise ConfigError(
+                f"selection checkpoint {self.path} belongs to another selection: saved "
+                f"{ {k: saved[k] for k in asked} }, asked for {asked}"
+            )
+        supernet.load_state_dict(saved["supernet"])
+        if opt is not None and saved["optimizer"] is not None:
+            opt.load_state_dict(saved["optimizer"])
+        if tuning is not None and saved["arch_state"] is not None:
+            state_in(tuning.arch_state, saved["arch_state"])
+            state_in(tuning.method_state, saved["method_state"])
+        gens = self._generators(train, tuning)
+        for gen, state in zip(gens, saved["generators"], strict=True):
+            if gen is not None and state is not None:
+                gen.set_state(state)
+        return dict(saved["record"])
 
 
 def select_topk(

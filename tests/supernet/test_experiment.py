@@ -141,6 +141,7 @@ def test_cell_end_to_end_on_the_tiny_card(tmp_path: Path) -> None:
     assert result.trajectory[-1]["argmax_index"] == magnitude["arch_index"]
     key = magnitude["run_key"]
     assert (tmp_path / f"{key}.supernet.pt").is_file() and (tmp_path / f"{key}.search.pt").is_file()
+    assert (tmp_path / f"{key}.select.pt").is_file()  # the perturbation selection's checkpoint
     log = (tmp_path / f"{key}.progress.log").read_text().splitlines()
     stages = [line.split(" ", 2)[2].split(":")[0].split(" ")[0] for line in log]
     assert stages == ["cell", "epoch", "epoch", "search", "rank", "selection",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from harness.supernet.search import (
 from harness.supernet.selection import (
     ArchTuning,
     PerturbationConfig,
+    SelectionResult,
     TopKConfig,
     select_magnitude,
     select_perturbation,
@@ -191,6 +194,62 @@ def test_perturbation_tuning_keeps_training_alpha_with_decided_edges_projected()
         select_perturbation(net, alpha, valid, config, np.random.default_rng(0), train)
     with pytest.raises(ConfigError, match="tune_arch=False"):
         PerturbationConfig(fixed_weights=True)
+
+
+class Killed(Exception):
+    pass
+
+
+def _resumable_selection(path: Path, kill_after_edge: int | None = None) -> tuple[
+    SelectionResult, nn.Module, dict[str, torch.Tensor], dict[str, Any]
+]:  # fmt: skip
+    """DARTS-PT with method tuning from a fresh copy of one trained supernet, checkpointed to
+    ``path``; a progress callback raising after decision ``kill_after_edge`` plays the kill."""
+    net, result, method = _trained_darts(3)
+    train, valid = tiny_loaders(4)
+    tuning = ArchTuning(
+        method, result.arch_state, result.method_state, valid, torch.Generator().manual_seed(0)
+    )
+    config = PerturbationConfig(
+        valid_batches=1, fine_tune_steps=3, last_tune_steps=2, fine_tune_lr=0.05
+    )
+
+    def progress(line: str) -> None:
+        if kill_after_edge is not None and line.startswith(f"edge {kill_after_edge}/"):
+            raise Killed
+
+    chosen = select_perturbation(
+        net, result.arch_weights, valid, config, np.random.default_rng(0), train,
+        tuning=tuning, progress=progress, checkpoint=path,
+    )  # fmt: skip
+    return chosen, net, result.arch_state, result.method_state
+
+
+def test_a_killed_perturbation_selection_resumes_to_the_same_result(tmp_path: Path) -> None:
+    whole, net, arch_state, method_state = _resumable_selection(tmp_path / "whole.pt")
+    with pytest.raises(Killed):
+        _resumable_selection(tmp_path / "part.pt", kill_after_edge=4)
+    saved = torch.load(tmp_path / "part.pt", weights_only=False)
+    assert saved["record"]["position"] == 2  # the last finished decision + tuning: edge 3
+    resumed, net2, arch_state2, method_state2 = _resumable_selection(tmp_path / "part.pt")
+    assert resumed.arch_index == whole.arch_index
+    for key in ("order", "decisions", "forward_passes", "backward_passes"):
+        assert resumed.details[key] == whole.details[key]
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, net2.state_dict()[name]), name
+    assert torch.equal(arch_state["alpha"], arch_state2["alpha"])
+    adam, adam2 = (
+        state["arch_optimizer"].state_dict()["state"] for state in (method_state, method_state2)
+    )
+    assert all(torch.equal(adam[0][k], adam2[0][k]) for k in ("exp_avg", "exp_avg_sq"))
+    assert resumed.details["seconds"] > 0
+    # a checkpoint of another selection is refused, not silently resumed
+    with pytest.raises(ConfigError, match="another selection"):
+        select_perturbation(
+            tiny_supernet(0), np.full((6, 5), 0.2), tiny_loaders(0)[1],
+            PerturbationConfig(valid_batches=1), np.random.default_rng(0),
+            checkpoint=tmp_path / "part.pt",
+        )  # fmt: skip
 
 
 def test_projection_stops_the_gradient_of_decided_edges() -> None:
