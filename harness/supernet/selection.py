@@ -9,10 +9,11 @@ Three selectors, each returning a :class:`SelectionResult` that records its full
   tune the supernet for a number of steps before the next edge. As in DARTS-PT's NB201 code
   the tuning runs the method's own steps (``tune_arch``): its architecture weights keep
   training on the undecided edges, the decided ones stay projected; one SGD (momentum kept)
-  serves every tuning phase, and the last edge is decided one epoch early. ``tune_arch=False`` tunes
-  the supernet weights alone under fixed mixing weights. DARTS-PT's "fix alpha" result is
-  the ``fixed_alpha`` method's supernet (alpha never trained) with this selection;
-  ``fixed_weights`` instead selects from uniform weights on any supernet (an ablation).
+  serves every tuning phase, and the last edge is decided one epoch early.
+  ``tune_arch=False`` tunes the supernet weights alone under fixed mixing weights. DARTS-PT's
+  "fix alpha" result is the ``fixed_alpha`` method's supernet (alpha never trained) with this
+  selection; ``fixed_weights`` instead selects from uniform weights on any supernet (an
+  ablation). A checkpoint after every edge decision makes the selection resumable.
 * :func:`select_topk` - K architectures sampled (uniformly or from the weights) and scored by
   one-hot supernet accuracy on M validation batches (RSPS / SETN style).
 
