@@ -59,6 +59,8 @@ def register(groups: Any) -> None:
                      "data's)")  # fmt: skip
     run.add_argument("--max-steps", type=_positive, help="cap on steps per epoch (smoke runs)")
     run.add_argument("--jobs", type=_positive, default=1, help="cells at once (default 1)")
+    run.add_argument("--workdir", type=Path, help="where cells keep checkpoints, saved "
+                     "supernets and progress logs (default: <out>/supernets)")  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.set_defaults(handler=run_command)
 
@@ -83,6 +85,7 @@ def run_command(args: argparse.Namespace) -> int:
         grid, args.out, store=args.store, device=args.device, jobs=args.jobs,
         images=args.images, progress=not args.no_progress, bf16=args.bf16,
         channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph,
+        workdir=args.workdir,
     )  # fmt: skip
     card, label = sweep.effective_card(grid)
     if card.data == "synthetic":

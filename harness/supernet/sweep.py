@@ -297,6 +297,7 @@ def run_supernet_sweep(
     channels_last: bool = False,
     compile: str | None = None,
     cuda_graph: bool = False,
+    workdir: str | Path | None = None,
 ) -> runner.SweepSummary:
     """Run every unfinished cell of ``grid`` into ``out``; all input is checked first.
 
@@ -308,6 +309,9 @@ def run_supernet_sweep(
             ``cache_dir``: where decoded images are cached (default ``$HARNESS_HOME/images``).
         bf16, channels_last, compile, cuda_graph: speed settings of :class:`Runtime` (in the
             manifest, not in run keys).
+        workdir: where each cell keeps its checkpoints, saved supernet and progress log, in a
+            folder named by its run key (default ``<out>/supernets``; e.g. a scratch disk). A
+            cell finds its checkpoints there when the sweep runs again.
     """
     if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
         raise ConfigError(f"jobs must be an int >= 1, got {jobs!r}")
@@ -336,7 +340,7 @@ def run_supernet_sweep(
         cuda_graph=cuda_graph,
         images=None if archive is None else str(archive),
         cache_dir=str(cache_dir or harness_home() / "images"),
-        workdir=str(target.path / "supernets"),
+        workdir=str(target.path / "supernets" if workdir is None else Path(workdir)),
     )  # fmt: skip
     failed = _execute(todo, truth, runtime, target, jobs, progress)
     runs, traj = target.consolidate()

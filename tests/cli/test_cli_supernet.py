@@ -139,3 +139,13 @@ def test_cli_offers_every_card() -> None:
     from harness.supernet.cards import card_names
 
     assert sorted(CARDS) == sorted(card_names())
+
+
+def test_run_keeps_cell_files_in_the_workdir(tiny_store: Store, tmp_path: Path) -> None:
+    out, scratch = tmp_path / "res", tmp_path / "scratch"
+    args = _run_args(tiny_store, out, "--methods", "gaea", "--seeds", "0")
+    assert main([*args, "--workdir", str(scratch)]) == 0
+    key = pd.read_parquet(out / "runs.parquet")["run_key"].iloc[0]
+    logs = list((scratch / key).glob("*.progress.log"))
+    assert len(logs) == 1 and "cell done" in logs[0].read_text()
+    assert not (out / "supernets").exists()

@@ -105,6 +105,12 @@ def test_sweep_resume_adds_missing_rules_and_refuses_other_data(
     assert list(traj.columns) == list(sweep.TRAJECTORY_COLUMNS) and len(traj) == 2
     assert traj["argmax_test_acc"].notna().all()
     assert (out / "supernets" / runs["run_key"].iloc[0]).is_dir()  # the cell's checkpoints
+    scratch = tmp_path / "scratch"
+    elsewhere = sweep.run_supernet_sweep(
+        _grid(), tmp_path / "out2", store=tiny_store, progress=False, workdir=scratch
+    )
+    assert elsewhere.ran == 1 and not (tmp_path / "out2" / "supernets").exists()
+    assert len(list((scratch / runs["run_key"].iloc[0]).glob("*.search.pt"))) == 1
 
     other_path = tmp_path / "other"
     shutil.copytree(tiny_store.path, other_path)
