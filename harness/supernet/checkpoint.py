@@ -1,4 +1,5 @@
-"""Epoch-boundary checkpoints of a supernet search, sufficient for a bit-identical resume.
+"""Checkpoints of a supernet search (per epoch) and of a perturbation selection (per edge
+decision), sufficient for a bit-identical resume.
 
 A checkpoint holds the supernet and weight-optimiser state, the method's architecture and
 method state (tensors, optimisers, nested dicts of tensors), the torch generator states of the
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
@@ -54,10 +55,10 @@ class CheckpointPieces(TypedDict):
     """The live objects a checkpoint saves and restores (keyword arguments of both functions)."""
 
     supernet: nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | None
     arch_state: dict[str, torch.Tensor]
     method_state: dict[str, Any]
-    generator: torch.Generator
+    generator: torch.Generator | None
     loader_generators: Sequence[torch.Generator | None]
     rng: np.random.Generator
 
@@ -65,38 +66,49 @@ class CheckpointPieces(TypedDict):
 def save_checkpoint(
     path: Path, *, extra: dict[str, Any], **pieces: Unpack[CheckpointPieces]
 ) -> None:
-    """Write everything a resume needs to ``path`` (atomically)."""
+    """Write everything a resume needs to ``path`` (atomically: a kill leaves the old file)."""
+    optimizer, generator = pieces["optimizer"], pieces["generator"]
     payload = {
         "supernet": pieces["supernet"].state_dict(),
-        "optimizer": pieces["optimizer"].state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
         "arch_state": state_out(pieces["arch_state"]),
         "method_state": state_out(pieces["method_state"]),
-        "generator": pieces["generator"].get_state(),
+        "generator": None if generator is None else generator.get_state(),
         "loaders": [g.get_state() if g is not None else None for g in pieces["loader_generators"]],
         "numpy_rng": pieces["rng"].bit_generator.state,
         "extra": extra,
     }
-    atomic_save(payload, path)
-
-
-def atomic_save(payload: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file renamed onto ``path``: a kill leaves the old file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, **pieces: Unpack[CheckpointPieces]) -> dict[str, Any]:
-    """Restore all of the above in place from ``path``; returns the ``extra`` record."""
+def load_checkpoint(
+    path: Path,
+    *,
+    check: Callable[[dict[str, Any]], None] | None = None,
+    **pieces: Unpack[CheckpointPieces],
+) -> dict[str, Any]:
+    """Restore all of the above in place from ``path``; returns the ``extra`` record.
+
+    ``check``: called with the ``extra`` record before anything is restored (it raises when
+    the checkpoint belongs to another run).
+    """
     saved = torch.load(path, weights_only=False, map_location="cpu")
+    extra = dict(saved["extra"])
+    if check is not None:
+        check(extra)
     pieces["supernet"].load_state_dict(saved["supernet"])
-    pieces["optimizer"].load_state_dict(saved["optimizer"])
+    optimizer, generator = pieces["optimizer"], pieces["generator"]
+    if optimizer is not None and saved["optimizer"] is not None:
+        optimizer.load_state_dict(saved["optimizer"])
     state_in(pieces["arch_state"], saved["arch_state"])
     state_in(pieces["method_state"], saved["method_state"])
-    pieces["generator"].set_state(saved["generator"])
+    if generator is not None and saved["generator"] is not None:
+        generator.set_state(saved["generator"])
     for gen, state in zip(pieces["loader_generators"], saved["loaders"], strict=True):
         if gen is not None and state is not None:
             gen.set_state(state)
     pieces["rng"].bit_generator.state = saved["numpy_rng"]
-    logger.info("restored search checkpoint %s", path)
-    return dict(saved["extra"])
+    logger.info("restored checkpoint %s", path)
+    return extra

@@ -199,8 +199,9 @@ def run_supernet_search(
     ledger, history, start = SearchLedger(), [], 0
     arch_loader = train if method.arch_split == "train" else valid
     if path is not None and path.exists():
-        extra = load_checkpoint(path, **pieces)
-        _check_same_run(extra, method, config, path)
+        extra = load_checkpoint(
+            path, check=lambda saved: _check_same_run(saved, method, config, path), **pieces
+        )
         ledger = SearchLedger(**extra["ledger"])
         history = [EpochRecord(**r) for r in extra["history"]]
         start = extra["epoch"] + 1

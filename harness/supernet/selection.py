@@ -25,6 +25,7 @@ as NATS-Bench supernets without running statistics and DARTS-PT both do).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import time
@@ -39,7 +40,7 @@ from torch import nn
 
 from harness.errors import ConfigError
 from harness.spaces import tss as space
-from harness.supernet.checkpoint import atomic_save, state_in, state_out
+from harness.supernet.checkpoint import CheckpointPieces, load_checkpoint, save_checkpoint
 from harness.supernet.graphed import GraphedStep
 from harness.supernet.method import SearchConfig, SearchLedger, StepContext, SupernetMethod
 from harness.supernet.search import Batch, argmax_arch
@@ -324,10 +325,13 @@ def select_perturbation(
     decisions: list[dict[str, Any]] = []
     ledger = SearchLedger()
     opt = _tuning_optimizer(supernet, config) if tunes else None
-    saver = None if checkpoint is None else _SelectionCheckpoint(Path(checkpoint), config, order)
+    path = None if checkpoint is None else Path(checkpoint)
+    identity = {"config": dataclasses.asdict(config), "order": order}
+    pieces = _checkpoint_pieces(supernet, opt, tuning, train, rng)
     start, step, seconds_before = 0, 0, 0.0
-    if saver is not None and saver.path.exists():
-        record = saver.load(supernet, opt, tuning, train)
+    if path is not None and path.exists():
+        check = functools.partial(_check_same_selection, identity, path)
+        record = load_checkpoint(path, check=check, **pieces)["record"]
         decisions, start, step = record["decisions"], record["position"] + 1, record["step"]
         decided.copy_(record["decided"])
         current = record["current"].to(device, dtype)
@@ -380,14 +384,14 @@ def select_perturbation(
                 current = _tune_with_method(ctx, graphed, current, train, steps, tuning)
             else:
                 _fine_tune(supernet, current, train, steps, opt, config, forward, ledger)
-        if saver is not None:
+        if path is not None:
             record = {
                 "position": position, "decisions": decisions, "decided": decided.cpu(),
                 "current": current.cpu(), "ledger": dataclasses.asdict(ledger),
                 "step": 0 if ctx is None else ctx.step,
                 "seconds": seconds_before + time.perf_counter() - began,
             }  # fmt: skip
-            saver.save(record, supernet, opt, tuning, train)
+            save_checkpoint(path, extra={**identity, "record": record}, **pieces)
     return _result(
         argmax_arch(current), "perturbation", config, order=order, decisions=decisions,
         forward_passes=ledger.forward_passes, backward_passes=ledger.backward_passes,
@@ -395,61 +399,29 @@ def select_perturbation(
     )  # fmt: skip
 
 
-class _SelectionCheckpoint:
-    """The state of a perturbation selection after an edge decision and its tuning: the
-    supernet, the tuning SGD, the method's state and generator, the loaders' generators and
-    the decisions so far. Bound to one config and edge order; written atomically."""
+def _checkpoint_pieces(
+    supernet: nn.Module, opt: torch.optim.SGD | None, tuning: ArchTuning | None,
+    train: Iterable[Batch] | None, rng: np.random.Generator,
+) -> CheckpointPieces:  # fmt: skip
+    """What a selection checkpoint saves: the supernet, the tuning SGD, the method's state
+    and generator, and the generators of the tuning loaders."""
+    loaders = [train, None if tuning is None else tuning.arch]
+    return CheckpointPieces(
+        supernet=supernet, optimizer=opt,
+        arch_state={} if tuning is None else tuning.arch_state,
+        method_state={} if tuning is None else tuning.method_state,
+        generator=None if tuning is None else tuning.generator,
+        loader_generators=[getattr(loader, "generator", None) for loader in loaders], rng=rng,
+    )  # fmt: skip
 
-    def __init__(self, path: Path, config: PerturbationConfig, order: list[int]) -> None:
-        self.path = path
-        self.identity = {"config": dataclasses.asdict(config), "order": order}
 
-    @staticmethod
-    def _generators(
-        train: Iterable[Batch] | None, tuning: ArchTuning | None
-    ) -> list[torch.Generator | None]:
-        loaders = [train, None if tuning is None else tuning.arch]
-        gens = [getattr(loader, "generator", None) for loader in loaders]
-        return [*gens, None if tuning is None else tuning.generator]
-
-    def save(
-        self, record: dict[str, Any], supernet: nn.Module, opt: torch.optim.SGD | None,
-        tuning: ArchTuning | None, train: Iterable[Batch] | None,
-    ) -> None:  # fmt: skip
-        payload = {
-            **self.identity, "record": record, "supernet": supernet.state_dict(),
-            "optimizer": None if opt is None else opt.state_dict(),
-            "arch_state": None if tuning is None else state_out(tuning.arch_state),
-            "method_state": None if tuning is None else state_out(tuning.method_state),
-            "generators": [
-                None if g is None else g.get_state() for g in self._generators(train, tuning)
-            ],
-        }  # fmt: skip
-        atomic_save(payload, self.path)
-
-    def load(
-        self, supernet: nn.Module, opt: torch.optim.SGD | None, tuning: ArchTuning | None,
-        train: Iterable[Batch] | None,
-    ) -> dict[str, Any]:  # fmt: skip
-        """Restore the live objects in place; returns the record (decisions, ledger, ...)."""
-        saved = torch.load(self.path, weights_only=False, map_location="cpu")
-        asked = self.identity
-        if {k: saved[k] for k in asked} != asked:
-            raise ConfigError(
-                f"selection checkpoint {self.path} belongs to another selection: saved "
-                f"{ {k: saved[k] for k in asked} }, asked for {asked}"
-            )
-        supernet.load_state_dict(saved["supernet"])
-        if opt is not None and saved["optimizer"] is not None:
-            opt.load_state_dict(saved["optimizer"])
-        if tuning is not None and saved["arch_state"] is not None:
-            state_in(tuning.arch_state, saved["arch_state"])
-            state_in(tuning.method_state, saved["method_state"])
-        gens = self._generators(train, tuning)
-        for gen, state in zip(gens, saved["generators"], strict=True):
-            if gen is not None and state is not None:
-                gen.set_state(state)
-        return dict(saved["record"])
+def _check_same_selection(identity: dict[str, Any], path: Path, extra: dict[str, Any]) -> None:
+    saved = {k: extra.get(k) for k in identity}
+    if saved != identity:
+        raise ConfigError(
+            f"selection checkpoint {path} belongs to another selection: saved {saved}, "
+            f"asked for {identity}"
+        )
 
 
 def select_topk(

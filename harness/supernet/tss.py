@@ -220,16 +220,15 @@ def _batch_norm(y: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
         _cat([b.bias for b in bns]) if first.affine else None,
         first.training or not track, first.momentum, first.eps,
     )  # fmt: skip
-    if track and first.training and len(bns) > 1:
-        with torch.no_grad():
-            assert mean is not None and var is not None
-            torch._foreach_copy_(
-                [t for b in bns for t in (b.running_mean, b.running_var)],  # type: ignore[misc]
-                [t for pair in zip(mean.split(first.num_features), var.split(first.num_features),
-                                   strict=True) for t in pair],
-            )  # fmt: skip
     if track and first.training:
         with torch.no_grad():
+            if len(bns) > 1:  # one BN updated its own buffers in place
+                assert mean is not None and var is not None
+                torch._foreach_copy_(
+                    [t for b in bns for t in (b.running_mean, b.running_var)],  # type: ignore[misc]
+                    [t for pair in zip(mean.split(first.num_features),
+                                       var.split(first.num_features), strict=True) for t in pair],
+                )  # fmt: skip
             torch._foreach_add_([b.num_batches_tracked for b in bns], 1)  # type: ignore[misc]
     return out
 

@@ -230,7 +230,7 @@ def test_a_killed_perturbation_selection_resumes_to_the_same_result(tmp_path: Pa
     with pytest.raises(Killed):
         _resumable_selection(tmp_path / "part.pt", kill_after_edge=4)
     saved = torch.load(tmp_path / "part.pt", weights_only=False)
-    assert saved["record"]["position"] == 2  # the last finished decision + tuning: edge 3
+    assert saved["extra"]["record"]["position"] == 2  # the last finished decision + tuning: edge 3
     resumed, net2, arch_state2, method_state2 = _resumable_selection(tmp_path / "part.pt")
     assert resumed.arch_index == whole.arch_index
     for key in ("order", "decisions", "forward_passes", "backward_passes"):
