@@ -1,7 +1,8 @@
 """Shared fixtures: locating the shared development data, and a tiny benchmark store.
 
 Tests that need ``../shared/data`` (or ``$HARNESS_SHARED_DATA``) skip with a reason when it is
-absent, and fail instead when ``HARNESS_REQUIRE_SHARED=1`` (as in CI). ``tiny_store`` is a
+absent, and fail instead when ``HARNESS_REQUIRE_SHARED=1`` (as in CI); so do the parity tests
+that need the reference implementation (the ``xautodl`` fixture). ``tiny_store`` is a
 small made-up tss store (whole space, smooth accuracies) built once per session.
 """
 
@@ -56,6 +57,21 @@ def tss_samples(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def sss_samples(shared_data: Path) -> Path:
     return shared_path(shared_data, "nats-official-samples", "NATS-sss-v1_0-50262-simple")
+
+
+@pytest.fixture(scope="session")
+def xautodl() -> object:
+    """The reference implementation (``xautodl`` 1.0.0, a test-only dependency installed with
+    ``pip install --no-deps xautodl==1.0.0``); skips when it is absent, or fails under
+    HARNESS_REQUIRE_SHARED=1 (as in CI, which installs it)."""
+    try:
+        import xautodl as module
+    except ImportError:
+        msg = "xautodl is not installed (pip install --no-deps xautodl==1.0.0)"
+        if _require_shared():
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return module
 
 
 @pytest.fixture(scope="session")

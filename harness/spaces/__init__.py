@@ -49,6 +49,8 @@ class Space:
         mutate: ``mutate(arch, rng)`` changes one position; returns the new index.
         sample: ``sample(rng, size=None)``, uniform over indices.
         canonical: isomorphism key string; iso_classes: class id per index, shape (num_archs,).
+        position_name: what a position is (``"edge"`` for tss, ``"layer"`` for sss);
+        choice_labels: the name of each choice id (the ops of tss, the widths of sss).
     """
 
     name: str
@@ -65,11 +67,19 @@ class Space:
     sample: Sampler = field(repr=False)
     canonical: Callable[[Arch], str] = field(repr=False)
     iso_classes: Callable[[], npt.NDArray[np.int32]] = field(repr=False)
+    position_name: str = "position"
+    choice_labels: tuple[str, ...] = ()
 
     @property
     def num_positions(self) -> int:
         """Number of categorical positions (6 edges for tss, 5 layers for sss)."""
         return len(self.choices)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(positions, choices)``: the shape of one-row-per-position architecture weights
+        (tss (6, 5), sss (5, 8)); both spaces have the same number of choices everywhere."""
+        return (self.num_positions, self.choices[0])
 
 
 _SPACES: dict[str, Space] = {
@@ -88,6 +98,8 @@ _SPACES: dict[str, Space] = {
         sample=tss.sample,
         canonical=tss.canonical,
         iso_classes=tss.iso_classes,
+        position_name="edge",
+        choice_labels=tuple(tss.OPS),
     ),
     "sss": Space(
         name="sss",
@@ -104,6 +116,8 @@ _SPACES: dict[str, Space] = {
         sample=sss.sample,
         canonical=sss.canonical,
         iso_classes=sss.iso_classes,
+        position_name="layer",
+        choice_labels=tuple(str(w) for w in sss.WIDTHS),
     ),
 }
 
