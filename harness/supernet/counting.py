@@ -5,7 +5,8 @@ statistics excluded), and ``flop`` in M, meaning millions of multiply-adds of on
 on ``Conv2d`` and ``Linear`` layers only, their biases included; BatchNorm, ReLU, pooling and
 additions are free. :func:`count_flops` measures that with forward hooks; the closed forms
 :func:`tss_param_counts` and :func:`tss_flop_counts` give the same numbers for many topology-space
-architectures at once without building modules.
+architectures at once without building modules, and :func:`sss_param_counts` and
+:func:`sss_flop_counts` for size-space architectures.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from harness.errors import ConfigError
+from harness.spaces import sss as sss_space
 from harness.supernet.ops import OP_NAMES, op_param_count
 
 logger = logging.getLogger(__name__)
@@ -175,3 +177,77 @@ def tss_flop_counts(
     )
     head = 4 * C * num_classes + num_classes
     return stem + blocks + head + N * (n1 * per_1x1 + n3 * per_3x3)
+
+
+def _sss_widths(widths: np.ndarray) -> np.ndarray:
+    """(n, 5) layer widths as int64, each one of the size space's widths."""
+    widths = np.asarray(widths)
+    if widths.ndim != 2 or widths.shape[1] != sss_space.NUM_LAYERS:
+        raise ConfigError(f"widths must be an (n, 5) array of layer widths; got {widths.shape}")
+    if not np.isin(widths, sss_space.WIDTHS).all():
+        raise ConfigError(f"sss widths must be among {sss_space.WIDTHS}")
+    return widths.astype(np.int64)
+
+
+def sss_param_counts(widths: np.ndarray, num_classes: int) -> np.ndarray:
+    """Closed-form learnable-parameter counts of :class:`~harness.supernet.sss.SssNetwork` (the
+    benchmark's network: affine BNs, so no conv biases; factorized width-changing skips).
+
+    A cell ``a -> b`` has two 3x3 ReLUConvBNs ``a -> b``, three ``b -> b`` and, when ``a != b``,
+    a 1x1 conv + BN skip; a residual block ``a -> b`` has 3x3 convs ``a -> b`` and ``b -> b``
+    with BNs and a bias-free 1x1 shortcut ``a -> b``.
+
+    Args:
+        widths: (n, 5) layer widths ``C1..C5`` (e.g. ``harness.spaces.sss.all_widths()``).
+        num_classes: classifier outputs.
+
+    Returns:
+        (n,) int64 parameter counts (divide by 1e6 for the benchmark's ``params``).
+    """
+    c1, c2, c3, c4, c5 = _sss_widths(widths).T
+
+    def cell(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return 2 * (9 * a * b + 2 * b) + 3 * (9 * b * b + 2 * b) + (a != b) * (a * b + 2 * b)
+
+    def block(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return 9 * a * b + 9 * b * b + 4 * b + a * b
+
+    stem = 27 * c1 + 2 * c1
+    head = 2 * c5 + c5 * num_classes + num_classes
+    return stem + cell(c1, c1) + block(c1, c2) + cell(c2, c3) + block(c3, c4) + cell(c4, c5) + head
+
+
+def sss_flop_counts(widths: np.ndarray, num_classes: int, resolution: int) -> np.ndarray:
+    """Closed-form multiply-adds per image of :class:`~harness.supernet.sss.SssNetwork` (the
+    benchmark's network), counted as :func:`count_flops` does by default.
+
+    Args:
+        widths: (n, 5) layer widths ``C1..C5``.
+        num_classes: classifier outputs.
+        resolution: input side (32 for CIFAR, 16 for ImageNet16-120), divisible by 4.
+
+    Returns:
+        (n,) int64 multiply-adds (divide by 1e6 for the benchmark's ``flop``).
+    """
+    if resolution % 4:
+        raise ConfigError(f"resolution must be divisible by 4; got {resolution}")
+    c1, c2, c3, c4, c5 = _sss_widths(widths).T
+    px1, px2, px3 = ((resolution // 2**s) ** 2 for s in range(3))  # pixels per stage
+
+    def cell(a: np.ndarray, b: np.ndarray, px: int) -> np.ndarray:
+        return (2 * 9 * a * b + 3 * 9 * b * b + (a != b) * a * b) * px
+
+    def block(a: np.ndarray, b: np.ndarray, px_out: int) -> np.ndarray:
+        return (9 * a * b + 9 * b * b + a * b) * px_out
+
+    stem = 27 * c1 * px1
+    head = c5 * num_classes + num_classes
+    return (
+        stem
+        + cell(c1, c1, px1)
+        + block(c1, c2, px2)
+        + cell(c2, c3, px2)
+        + block(c3, c4, px3)
+        + cell(c4, c5, px3)
+        + head
+    )

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from harness.errors import ArchitectureError, unknown
+from harness.errors import ArchitectureError, ConfigError, unknown
 from harness.spaces import tss as space
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,40 @@ class ResNetBasicBlock(nn.Module):
         """(B, c_in, H, W) -> (B, c_out, H / 2, W / 2)."""
         residual = self.downsample(x)  # (B, c_out, H/2, W/2)
         return residual + self.conv_b(self.conv_a(x))  # (B, c_out, H/2, W/2)
+
+
+def cat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat`` along dim 0, without a copy for a single tensor."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+
+
+def fused_batch_norm(y: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
+    """``bns`` (same flags, default momentum) applied to their channel blocks of ``y`` in one
+    call, with the running statistics and batch counts updated as each BN would (a BN is per
+    channel, so batching the channels of several changes nothing)."""
+    first = bns[0]
+    if first.momentum is None:
+        raise ConfigError("fused supernet cells need BatchNorm momentum; build with fused=False")
+    track = first.track_running_stats
+    mean = cat([b.running_mean for b in bns]) if track else None  # type: ignore[misc]
+    var = cat([b.running_var for b in bns]) if track else None  # type: ignore[misc]
+    out = nn.functional.batch_norm(
+        y, mean, var,
+        cat([b.weight for b in bns]) if first.affine else None,
+        cat([b.bias for b in bns]) if first.affine else None,
+        first.training or not track, first.momentum, first.eps,
+    )  # fmt: skip
+    if track and first.training:
+        with torch.no_grad():
+            if len(bns) > 1:  # one BN updated its own buffers in place
+                assert mean is not None and var is not None
+                torch._foreach_copy_(
+                    [t for b in bns for t in (b.running_mean, b.running_var)],  # type: ignore[misc]
+                    [t for pair in zip(mean.split(first.num_features),
+                                       var.split(first.num_features), strict=True) for t in pair],
+                )  # fmt: skip
+            torch._foreach_add_([b.num_batches_tracked for b in bns], 1)  # type: ignore[misc]
+    return out
 
 
 OpFactory = Callable[[int, bool, bool], nn.Module]
