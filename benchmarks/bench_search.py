@@ -33,7 +33,7 @@ from harness.data import torch_generator
 from harness.protocol import make_method
 from harness.supernet.cards import get_card
 from harness.supernet.compiled import COMPILE_MODES
-from harness.supernet.experiment import Runtime, build_supernet, make_search_data
+from harness.oneshot.cell import Runtime, build_supernet, make_search_data
 from harness.supernet.search import run_supernet_search
 
 logger = logging.getLogger("bench_search")

@@ -40,7 +40,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from harness.protocol import make_method
 from harness.supernet.cards import get_card
 from harness.supernet.compiled import COMPILE_MODES
-from harness.supernet.experiment import build_supernet
+from harness.oneshot.cell import build_supernet
 from harness.supernet.search import SearchConfig, SearchLedger, StepContext
 
 logger = logging.getLogger("bench_supernet")

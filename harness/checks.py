@@ -28,6 +28,7 @@ import numpy as np
 from harness.errors import ConfigError
 from harness.oracle import FitnessTables, Oracle, run_search, synthetic_tables
 from harness.protocol import BlackBoxMethod, SearchOutcome, get_method, get_protocol
+from harness.spaces import get_space, space_names
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ _FORBIDDEN = (
     "harness.results",
     "harness.report",
     "harness.supernet.quality",
-    "harness.supernet.experiment",
+    "harness.oneshot",
 )
 _ALLOWED = ("harness.bench.names",)
 #: Modules of the harness's own base classes (and builtins), skipped by the module check.
@@ -274,7 +275,8 @@ def check_registered(name: str) -> None:
 def check_supernet_method(cls: type[Any], *, epochs: int = 2, steps: int = 2) -> None:
     """Raise ``AssertionError`` if ``cls`` breaks the supernet method protocol.
 
-    Runs tiny CPU searches of ``epochs`` epochs of ``steps`` steps each (see module docstring).
+    Runs tiny CPU searches of ``epochs`` epochs of ``steps`` steps each on every space the
+    method claims (its ``spaces``; see module docstring).
     ``arch_split`` may be set by ``__init__`` (it selects the loop's architecture batches).
     """
     from harness.supernet.method import SupernetMethod
@@ -285,11 +287,18 @@ def check_supernet_method(cls: type[Any], *, epochs: int = 2, steps: int = 2) ->
         f"{cls.__qualname__}.arch_split must be 'valid' or 'train'"
     )
     _check_module(cls)
-    _check_supernet_search(cls, epochs, steps)
+    spaces = getattr(cls, "spaces", ())
+    assert spaces and all(s in space_names() for s in spaces), (
+        f"{cls.__qualname__}.spaces must name the spaces it searches ({space_names()}); "
+        f"got {spaces!r}"
+    )
+    for space in spaces:
+        _check_supernet_search(cls, epochs, steps, space)
 
 
-def _tiny_search(cls: type[Any], seed: int, epochs: int, steps: int) -> tuple[Any, ...]:
-    """One tiny search; returns (result, arch-weight trajectory, train batches drawn, net)."""
+def _tiny_search(cls: type[Any], seed: int, epochs: int, steps: int, space: str) -> tuple[Any, ...]:
+    """One tiny search on ``space``; returns (result, arch-weight trajectory, train batches
+    drawn, net)."""
     import torch
 
     from harness.supernet.search import run_supernet_search
@@ -303,15 +312,15 @@ def _tiny_search(cls: type[Any], seed: int, epochs: int, steps: int) -> tuple[An
         return weights
 
     probe = type(cls.__name__, (cls,), {"final_weights": recording, "__module__": cls.__module__})
-    net = tiny_supernet(seed)
+    net = tiny_supernet(seed, space=space)
     train, valid = tiny_loaders(seed)
     drawn = [0, 0]
     counted = _CountingLoader(train, drawn, 0)
-    where = f"{cls.__qualname__} (tiny search, seed {seed})"
+    where = f"{cls.__qualname__} (tiny {space} search, seed {seed})"
     before = _global_state(), torch.get_rng_state()
     try:
         result = run_supernet_search(
-            probe(cls.Config()),
+            probe(cls.Config(**getattr(cls, "check_settings", {}))),
             net,
             counted,
             _CountingLoader(valid, drawn, 1),
@@ -349,9 +358,10 @@ def _same_global(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
     return a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2] == b[2]
 
 
-def _check_supernet_search(cls: type[Any], epochs: int, steps: int) -> None:
-    where = f"{cls.__qualname__} (tiny search)"
-    result, first, drawn, _ = _tiny_search(cls, 1, epochs, steps)
+def _check_supernet_search(cls: type[Any], epochs: int, steps: int, space: str) -> None:
+    where = f"{cls.__qualname__} (tiny {space} search)"
+    shape = get_space(space).shape
+    result, first, drawn, _ = _tiny_search(cls, 1, epochs, steps, space)
     ledger = result.ledger
     assert result.complete and len(result.history) == epochs == ledger.epochs, (
         f"{where}: {ledger.epochs} epochs recorded, {epochs} asked"
@@ -370,11 +380,11 @@ def _check_supernet_search(cls: type[Any], epochs: int, steps: int) -> None:
     assert all(cost[k] is not None for k in ("device_seconds", "epochs", "forward_passes")), (
         f"{where}: incomplete cost ledger {cost}"
     )
-    assert first.shape == (epochs + 1, 6, 5) and np.isfinite(first).all(), (
-        f"{where}: final_weights must give finite (6, 5) weights; got shape {first.shape[1:]}"
+    assert first.shape == (epochs + 1, *shape) and np.isfinite(first).all(), (
+        f"{where}: final_weights must give finite {shape} weights; got shape {first.shape[1:]}"
     )
-    again = _tiny_search(cls, 1, epochs, steps)[1]
-    other = _tiny_search(cls, 2, epochs, steps)[1]
+    again = _tiny_search(cls, 1, epochs, steps, space)[1]
+    other = _tiny_search(cls, 2, epochs, steps, space)[1]
     assert np.array_equal(first, again), (
         f"{where}: the same seed gave different architecture-weight trajectories"
     )

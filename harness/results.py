@@ -21,7 +21,7 @@ accuracy of the incumbent at the protocol's report schedule (seed mean) and ``re
 best test accuracy of the eval task minus it (percentage points). Missing is null.
 
 :class:`ResultsDir` takes its table schemas from class attributes, so another kind of run
-(supernet sweeps, :mod:`harness.supernet.sweep`) keeps the same conventions with its own
+(supernet sweeps, :mod:`harness.oneshot.sweep`) keeps the same conventions with its own
 columns. Building a black-box run's record (:func:`~harness.records.report_table`,
 :func:`~harness.records.make_record`) lives in :mod:`harness.records` (re-exported here).
 The manifest's provenance entries (git commit, packages, machine) are built in

@@ -7,7 +7,7 @@ task, protocol, seed, data checksum). :func:`run_sweep` skips finished keys, run
 chunks with joblib (loky processes, or dask with a ``distributed`` client) and writes each run
 atomically (:mod:`harness.results`), then consolidates the tables and the manifest. Only
 black-box methods run here; supernet methods run with ``harness supernet run``
-(:mod:`harness.supernet.sweep`).
+(:mod:`harness.oneshot.sweep`).
 
 Randomness: each run owns ``SeedSequence(entropy=[seed, *cell_hash])`` (the cell hash is a
 stable SHA-256 of method, config, space, task and protocol), spawned into two streams: child 0

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from harness.errors import ConfigError
+from harness.spaces import Space
 from harness.supernet.search import Batch, Loss, StepContext, SupernetMethod
 
 logger = logging.getLogger(__name__)
@@ -65,21 +66,20 @@ class DartsConfig(ArchAdamConfig):
 
 
 class SoftmaxArchMixin:
-    """alpha (6, 5) ~ init_scale * N(0, 1); weights = softmax(alpha) per edge."""
+    """alpha (rows, choices) ~ init_scale * N(0, 1) (tss (6 edges, 5 ops), sss (5 layers,
+    8 widths)); weights = softmax(alpha) per row."""
 
     config: Any
 
-    def init_arch_state(
-        self, shape: tuple[int, int], generator: torch.Generator
-    ) -> dict[str, torch.Tensor]:
-        """{"alpha": (6, 5) leaf tensor requiring grad}."""
-        alpha = self.config.init_scale * torch.randn(shape, generator=generator)
+    def init_arch_state(self, space: Space, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """{"alpha": ``space.shape`` leaf tensor requiring grad}."""
+        alpha = self.config.init_scale * torch.randn(space.shape, generator=generator)
         return {"alpha": alpha.requires_grad_(True)}
 
     def edge_weights(
         self, state: dict[str, torch.Tensor], *, training: bool, generator: torch.Generator
     ) -> torch.Tensor:
-        """softmax(alpha) over ops: (6, 5)."""
+        """softmax(alpha) per row: ``space.shape``."""
         return torch.softmax(state["alpha"], dim=-1)
 
     def init_method_state(
@@ -96,7 +96,7 @@ def unrolled_arch_grad(
     valid_batch: Batch,
     hvp_scale: float = 0.01,
 ) -> torch.Tensor:
-    """The second-order DARTS gradient with respect to ``alpha`` (6, 5); see module docstring
+    """The second-order DARTS gradient with respect to ``alpha``; see module docstring
     (``eps = hvp_scale / ||grad_w' L_val||``; DARTS uses 0.01, coarse on very small networks).
 
     Uses ``ctx.lr`` as xi and the momentum buffers and weight decay of ``ctx.weight_optimizer``.
@@ -130,10 +130,12 @@ def unrolled_arch_grad(
 
 
 class Darts(SoftmaxArchMixin, SupernetMethod):
-    """DARTS (Liu et al. 2019) as run by NATS-Bench."""
+    """DARTS (Liu et al. 2019) as run by NATS-Bench; on the size space it is the softmax
+    relaxation over each layer's widths (masks weighted by softmax(alpha))."""
 
     name: ClassVar[str] = "darts"
     Config: ClassVar[type] = DartsConfig
+    spaces: ClassVar[tuple[str, ...]] = ("tss", "sss")
     dense_weights: ClassVar[bool] = True
 
     def capturable(self) -> bool:
@@ -181,6 +183,7 @@ class FixedAlpha(SoftmaxArchMixin, SupernetMethod):
 
     name: ClassVar[str] = "fixed_alpha"
     Config: ClassVar[type] = FixedAlphaConfig
+    spaces: ClassVar[tuple[str, ...]] = ("tss", "sss")
     dense_weights: ClassVar[bool] = True
 
     def init_method_state(

@@ -20,12 +20,10 @@ from typing import Any, ClassVar
 import torch
 
 from harness.errors import ConfigError
-from harness.spaces import tss as space
-from harness.supernet.search import Batch, StepContext, SupernetMethod
+from harness.spaces import Space
+from harness.supernet.search import Batch, StepContext, SupernetMethod, supernet_space
 
 logger = logging.getLogger(__name__)
-
-_NONE = space.OPS.index("none")
 
 
 @dataclass(frozen=True)
@@ -48,18 +46,19 @@ class GaeaConfig:
             )
 
 
-def candidate_mask(shape: tuple[int, int], exclude_zero: bool) -> torch.Tensor:
-    """(6, 5) bool: ops the search may weigh."""
-    mask = torch.ones(shape, dtype=torch.bool)
-    if exclude_zero:
-        mask[:, _NONE] = False
+def candidate_mask(space: Space, exclude_zero: bool) -> torch.Tensor:
+    """``space.shape`` bool: the choices the search may weigh (``exclude_zero``: all but the
+    space's ``none`` op; the size space has none to exclude)."""
+    mask = torch.ones(space.shape, dtype=torch.bool)
+    if exclude_zero and "none" in space.choice_labels:
+        mask[:, space.choice_labels.index("none")] = False
     return mask
 
 
 def exponentiated_gradient_step(
     theta: torch.Tensor, grad: torch.Tensor, lr: float, mask: torch.Tensor, floor: float = 1e-5
 ) -> torch.Tensor:
-    """One EG step on rows of the simplex: (6, 5) theta and grad -> new (6, 5) theta.
+    """One EG step on rows of the simplex: (rows, choices) theta and grad -> new theta.
 
     Masked-out entries stay 0; the others are clamped at ``floor`` and renormalised.
     """
@@ -72,38 +71,34 @@ def exponentiated_gradient_step(
 
 
 class Gaea(SupernetMethod):
-    """GAEA DARTS (Li et al. 2021), single-level (ERM) or bilevel."""
+    """GAEA DARTS (Li et al. 2021), single-level (ERM) or bilevel; on the size space the
+    simplex of each layer is over its widths."""
 
     name: ClassVar[str] = "gaea"
     Config: ClassVar[type] = GaeaConfig
+    spaces: ClassVar[tuple[str, ...]] = ("tss", "sss")
     dense_weights: ClassVar[bool] = True
 
     def __init__(self, config: GaeaConfig | None = None) -> None:
         super().__init__(config)
         self.arch_split = "train" if self.config.single_level else "valid"
 
-    def init_arch_state(
-        self, shape: tuple[int, int], generator: torch.Generator
-    ) -> dict[str, torch.Tensor]:
-        """{"theta": (6, 5) uniform over candidates, requires grad}."""
-        mask = candidate_mask(shape, self.config.exclude_zero).double()
+    def init_arch_state(self, space: Space, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """{"theta": ``space.shape``, uniform over the candidates, requires grad}."""
+        mask = candidate_mask(space, self.config.exclude_zero).double()
         theta = (mask / mask.sum(dim=1, keepdim=True)).float()
         return {"theta": theta.requires_grad_(True)}
 
     def edge_weights(
         self, state: dict[str, torch.Tensor], *, training: bool, generator: torch.Generator
     ) -> torch.Tensor:
-        """theta itself: (6, 5), rows on the simplex."""
+        """theta itself: rows on the simplex."""
         return state["theta"]
 
     def init_method_state(self, arch_state: dict[str, torch.Tensor], supernet: Any) -> dict:
-        """{"mask": (6, 5) candidate mask on theta's device}."""
-        theta = arch_state["theta"]
-        return {
-            "mask": candidate_mask((theta.shape[0], theta.shape[1]), self.config.exclude_zero).to(
-                theta.device
-            )
-        }
+        """{"mask": the candidate mask on theta's device}."""
+        mask = candidate_mask(supernet_space(supernet), self.config.exclude_zero)
+        return {"mask": mask.to(arch_state["theta"].device)}
 
     def capturable(self) -> bool:
         """The EG step reads nothing back and draws nothing."""

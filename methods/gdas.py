@@ -19,6 +19,7 @@ from typing import ClassVar
 import torch
 
 from harness.errors import ConfigError
+from harness.spaces import Space
 from harness.supernet.search import Batch, Loss, StepContext, SupernetMethod
 from methods.darts import ArchAdamConfig, SoftmaxArchMixin
 
@@ -59,11 +60,9 @@ class Gdas(SoftmaxArchMixin, SupernetMethod):
     name: ClassVar[str] = "gdas"
     Config: ClassVar[type] = GdasConfig
 
-    def init_arch_state(
-        self, shape: tuple[int, int], generator: torch.Generator
-    ) -> dict[str, torch.Tensor]:
+    def init_arch_state(self, space: Space, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """{"alpha": (6, 5) requiring grad, "tau": scalar temperature}."""
-        state = super().init_arch_state(shape, generator)
+        state = super().init_arch_state(space, generator)
         state["tau"] = torch.tensor(float(self.config.tau_max))
         return state
 

@@ -63,6 +63,7 @@ class Rarts(SoftmaxArchMixin, SupernetMethod):
 
     name: ClassVar[str] = "rarts"
     Config: ClassVar[type] = RartsConfig
+    spaces: ClassVar[tuple[str, ...]] = ("tss", "sss")
     dense_weights: ClassVar[bool] = True
 
     def init_method_state(

@@ -13,7 +13,10 @@ from harness.errors import ConfigError, unknown
 
 #: Cards offered on the command line (:mod:`harness.supernet.cards`, which imports torch; a
 #: test keeps the two lists equal).
-CARDS = ("tiny-cpu", "cpu-cifar10", "nb201-darts", "nats-ws", "darts-pt")
+CARDS = (
+    "tiny-cpu", "cpu-cifar10", "nb201-darts", "nats-ws", "darts-pt", "tiny-cpu-sss",
+    "cpu-cifar10-sss", "nats-ws-sss",
+)  # fmt: skip
 
 
 def _positive(text: str) -> int:
@@ -73,7 +76,7 @@ def register(groups: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from harness.supernet import sweep
+    from harness.oneshot import sweep
 
     if args.card not in CARDS:
         raise ConfigError(unknown("card", args.card, CARDS))
@@ -95,8 +98,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from harness.supernet.sweep import SupernetResultsDir
-    from harness.supernet.sweep_report import write_supernet_report
+    from harness.oneshot.sweep import SupernetResultsDir
+    from harness.report.supernet import write_supernet_report
 
     require_results_dir(args.results)
     target = SupernetResultsDir(args.results)

@@ -1,7 +1,8 @@
 """Protocol cards of supernet experiments: the published settings a comparison holds fixed.
 
-A :class:`SupernetCard` fixes the search loop (epochs, batch, SGD schedule, clipping), the
-architecture optimiser (the DARTS family's Adam), the supernet (C, N, BatchNorm flags), the
+A :class:`SupernetCard` fixes the space, the search loop (epochs, batch, SGD schedule,
+clipping), the architecture optimiser (the DARTS family's Adam, and per-method settings), the
+supernet (tss: C, N; sss: the mask scope; BatchNorm flags), the
 data (which images, how they are split into weight and architecture batches, which tasks are
 searched and which the result is reported on) and the selection stage (perturbation tuning,
 top-K sampling, the rank-correlation sample). It turns into the pieces the harness needs
@@ -16,9 +17,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+from torch import nn
 
 from harness.bench import names
 from harness.errors import ConfigError, lookup_versioned, reject_unknown_fields, unknown
@@ -31,6 +34,13 @@ __all__ = ["SUPERNET_CARDS", "SupernetCard", "card_names", "get_card"]
 
 DATA_SOURCES: tuple[str, ...] = ("cifar10-jpeg", "synthetic")
 STEP_ORDERS: tuple[str, ...] = ("weights_first", "arch_first")
+SPACES: tuple[str, ...] = ("tss", "sss")
+MASK_SCOPES: tuple[str, ...] = ("module", "layer")
+#: Knobs added after the first cards, left out of :meth:`SupernetCard.to_dict` while they hold
+#: these defaults, so that the run keys of cards made before them do not change.
+_LATER_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {"space": "tss", "mask_scope": "module", "method_settings": {}}
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,11 @@ class SupernetCard:
     weights alone are tuned.
     ``rank_*``: the fixed stratified architecture sample for Kendall / Spearman and the number
     of validation batches each of its architectures is scored on.
+    ``space``: ``tss`` (C and N apply) or ``sss`` (the benchmark's 5 layers of 8..64 channels;
+    ``mask_scope``: ``module`` masks each module's output as NATS-Bench does, ``layer`` also
+    every activation inside it, so that one-hot masks compute the sliced sub-network).
+    ``method_settings``: config values per method name, applied after the shared Adam settings
+    (e.g. TuNAS without architecture weight decay).
     """
 
     name: str
@@ -56,6 +71,7 @@ class SupernetCard:
     description: str
     # search loop
     epochs: int
+    space: str = "tss"
     batch_size: int = 64
     lr: float = 0.025
     lr_min: float = 0.001
@@ -74,6 +90,7 @@ class SupernetCard:
     # supernet
     C: int = 16
     N: int = 5
+    mask_scope: str = "module"
     affine: bool = False
     track_running_stats: bool = False
     # data
@@ -97,15 +114,20 @@ class SupernetCard:
     rank_sample: int = 100
     rank_bins: int = 10
     rank_valid_batches: int = 10
+    method_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise ConfigError(unknown("card space", self.space, SPACES))
+        if self.mask_scope not in MASK_SCOPES:
+            raise ConfigError(unknown("mask scope", self.mask_scope, MASK_SCOPES))
         if self.data not in DATA_SOURCES:
             raise ConfigError(unknown("card data source", self.data, DATA_SOURCES))
         if self.step_order not in STEP_ORDERS:
             raise ConfigError(unknown("step order", self.step_order, STEP_ORDERS))
         for task in self.search_tasks:
             names.check_task(task)
-        names.hp_key("tss", self.report_hp)
+        names.hp_key(self.space, self.report_hp)
         positive = ("epochs", "batch_size", "C", "N", "weight_images", "arch_images", "topk")
         bad = [f for f in positive if getattr(self, f) < 1]
         if bad or self.image_size % 4:
@@ -155,19 +177,28 @@ class SupernetCard:
             cuda_graph=cuda_graph,
         )
 
-    def supernet_kwargs(self, num_classes: int) -> dict[str, Any]:
-        """Keyword arguments of :class:`~harness.supernet.tss.TssSuperNet`."""
-        return dict(
-            num_classes=num_classes,
-            C=self.C,
-            N=self.N,
-            affine=self.affine,
-            track_running_stats=self.track_running_stats,
-        )
+    def supernet_class(self) -> type[nn.Module]:
+        """The supernet of the card's space: :class:`~harness.supernet.tss.TssSuperNet` or
+        :class:`~harness.supernet.sss.SssSuperNet`."""
+        if self.space == "sss":
+            from harness.supernet.sss import SssSuperNet
 
-    def method_overrides(self, config_type: type[Any]) -> dict[str, Any]:
+            return SssSuperNet
+        from harness.supernet.tss import TssSuperNet
+
+        return TssSuperNet
+
+    def supernet_kwargs(self, num_classes: int) -> dict[str, Any]:
+        """Keyword arguments of :meth:`supernet_class`."""
+        flags = dict(affine=self.affine, track_running_stats=self.track_running_stats)
+        if self.space == "sss":
+            return dict(num_classes=num_classes, mask_scope=self.mask_scope, **flags)
+        return dict(num_classes=num_classes, C=self.C, N=self.N, **flags)
+
+    def method_overrides(self, config_type: type[Any], method: str | None = None) -> dict[str, Any]:
         """Config values this card sets for a method whose Config is ``config_type``: the
-        architecture Adam and the step order, for the fields the method has."""
+        architecture Adam and the step order, then ``method_settings[method]``, for the fields
+        the method has."""
         values = dict(
             arch_lr=self.arch_lr,
             arch_beta1=self.arch_beta1,
@@ -175,6 +206,7 @@ class SupernetCard:
             arch_weight_decay=self.arch_weight_decay,
             weights_first=self.step_order == "weights_first",
         )
+        values.update(self.method_settings.get(method or "", {}))
         fields = {f.name for f in dataclasses.fields(config_type)}
         return {k: v for k, v in values.items() if k in fields}
 
@@ -225,6 +257,10 @@ class SupernetCard:
         """A JSON-serialisable dict of every knob; :meth:`from_dict` inverts it."""
         out = dataclasses.asdict(self)
         out["search_tasks"] = list(self.search_tasks)
+        out["method_settings"] = {k: dict(v) for k, v in self.method_settings.items()}
+        for name, default in _LATER_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
         return out
 
     @staticmethod
@@ -311,6 +347,75 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
             rank_sample=12,
             rank_bins=4,
             rank_valid_batches=2,
+        ),
+        "nats-ws-sss": SupernetCard(
+            name="nats-ws-sss",
+            version=1,
+            description="NATS-Bench size-space weight sharing (TAS, FBNet-V2, TuNAS): supernet "
+            "at width 64, masks at module outputs, BN batch statistics in the cells; 100 "
+            "epochs, no clipping, Adam 3e-4 with wd 1e-3 (TuNAS 0); searched and reported per "
+            "task at hp 90",
+            space="sss",
+            epochs=100,
+            grad_clip=None,
+            track_running_stats=False,
+            search_tasks=names.TASKS,
+            report_hp="90",
+            method_settings={"tunas": {"arch_weight_decay": 0.0}},
+        ),
+        "cpu-cifar10-sss": SupernetCard(
+            name="cpu-cifar10-sss",
+            version=1,
+            description="Reduced size-space protocol for a CPU (not a published setting): the "
+            "NATS-Bench sss supernet and optimisers, 10 epochs on 1,280 / 1,280 CIFAR-10 "
+            "JPEGs; DNAL's last 3 epochs are its architecture stage; perturbation with 1 "
+            "tuning epoch per layer on 2 validation batches",
+            space="sss",
+            epochs=10,
+            grad_clip=None,
+            track_running_stats=False,
+            weight_images=1_280,
+            arch_images=1_280,
+            report_hp="90",
+            perturbation_epochs=1,
+            perturbation_valid_batches=2,
+            rank_sample=50,
+            rank_valid_batches=1,
+            topk_valid_batches=1,
+            method_settings={
+                "tunas": {"arch_weight_decay": 0.0},
+                "dnal": {"arch_epochs": 3},
+            },
+        ),
+        "tiny-cpu-sss": SupernetCard(
+            name="tiny-cpu-sss",
+            version=1,
+            description="CPU smoke test of the size space: 8x8 synthetic images, 2 epochs of 3 "
+            "steps (DNAL: 1 weight and 1 architecture epoch)",
+            space="sss",
+            epochs=2,
+            batch_size=8,
+            lr=0.05,
+            max_steps_per_epoch=3,
+            grad_clip=None,
+            data="synthetic",
+            weight_images=48,
+            arch_images=48,
+            image_size=8,
+            synthetic_classes=4,
+            eval_batch_size=16,
+            report_hp="90",
+            perturbation_epochs=1,
+            perturbation_valid_batches=2,
+            topk=6,
+            topk_valid_batches=2,
+            rank_sample=12,
+            rank_bins=4,
+            rank_valid_batches=2,
+            method_settings={
+                "tunas": {"arch_weight_decay": 0.0},
+                "dnal": {"arch_epochs": 1},
+            },
         ),
     }
 )

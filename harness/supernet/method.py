@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -22,6 +22,7 @@ from torch.func import functional_call
 
 from harness.errors import ConfigError
 from harness.protocol import CostLedger
+from harness.spaces import Space
 from harness.supernet.compiled import check_compile_mode, dense_forward
 from harness.supernet.optim import sgd_update_
 
@@ -97,13 +98,36 @@ class SearchLedger:
         )
 
 
+def supernet_space(supernet: nn.Module) -> Space:
+    """The search space a supernet module searches (its ``space`` attribute: every supernet of
+    :mod:`harness.supernet` has one); ConfigError for a module without one."""
+    space = getattr(supernet, "space", None)
+    if not isinstance(space, Space):
+        raise ConfigError(
+            f"{type(supernet).__name__} is not a supernet of this harness (it has no `space`)"
+        )
+    return space
+
+
+def check_space(method: SupernetMethod, space: Space) -> None:
+    """ConfigError unless ``method`` searches ``space`` (its class attribute ``spaces``)."""
+    if space.name not in method.spaces:
+        raise ConfigError(
+            f"supernet method {method.name!r} searches the {'/'.join(method.spaces)} space "
+            f"only, not {space.name}"
+        )
+
+
 @dataclass
 class StepContext:
     """What a method's step sees. ``lr``: the weight learning rate of this step (DARTS's xi).
 
-    ``projection``: ``(decided, onehot)``, a (6,) bool mask and (6, 5) weights that replace the
-    rows of every weights tensor given to :meth:`loss` where ``decided`` (DARTS-PT's projected
-    edges while the method keeps training: no gradient reaches their architecture weights).
+    Architecture weights have one row per position of the supernet's space and one column per
+    choice (``space.shape``: tss (6, 5), one row per edge over the ops; sss (5, 8), one row per
+    layer over the widths). ``projection``: ``(decided, onehot)``, a (rows,) bool mask and
+    one-hot weights that replace the rows of every weights tensor given to :meth:`loss` where
+    ``decided`` (DARTS-PT's projected rows while the method keeps training: no gradient reaches
+    their architecture weights).
     """
 
     method: SupernetMethod
@@ -120,6 +144,11 @@ class StepContext:
     lr_tensor: torch.Tensor | None = None  # the lr on the device (CUDA-graph steps read it)
     projection: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    @property
+    def space(self) -> Space:
+        """The space the supernet searches."""
+        return supernet_space(self.supernet)
+
     def autocast(self) -> AbstractContextManager[Any]:
         """bf16 autocast when configured, else a no-op context (no cast cache when steps are
         captured as CUDA graphs)."""
@@ -130,28 +159,29 @@ class StepContext:
             device, dtype=torch.bfloat16, cache_enabled=not self.config.cuda_graph
         )
 
-    def loss(
+    def logits(
         self,
-        batch: Batch,
+        x: torch.Tensor,
         weights: torch.Tensor,
         params: dict[str, torch.Tensor] | None = None,
         skip_zero: bool | None = None,
     ) -> torch.Tensor:
-        """Cross-entropy of the supernet (or of it with ``params`` swapped in) on ``batch``
-        under (6, 5) ``weights`` (its rows replaced where ``projection`` says); counts one
-        forward pass. ``skip_zero``: passed to the supernet (True: ops of weight 0 are not
-        evaluated even when ``weights`` needs grad)."""
-        x, y = batch
+        """Logits (B, classes, float32) of the supernet (or of it with ``params`` swapped in)
+        on images ``x`` under architecture ``weights`` (its rows replaced where
+        ``projection`` says), with the method's :meth:`~SupernetMethod.forward_options`;
+        counts one forward pass. ``skip_zero``: passed to the supernet (tss: True leaves ops
+        of weight 0 out even when ``weights`` needs grad)."""
         self.ledger.forward_passes += 1
         if self.projection is not None:
-            decided, onehot = self.projection
-            weights = torch.where(decided[:, None], onehot.to(weights.dtype), weights)
+            weights = self._project(weights)
         mode = self.config.compile
         fast = mode is not None or self.config.cuda_graph
         dense = fast and params is None and not skip_zero and self.method.dense_weights
         if dense:
             skip_zero = False  # evaluate every op: nothing is read back to the host
-        kwargs = {} if skip_zero is None else {"skip_zero": skip_zero}
+        kwargs = dict(self.method.forward_options())
+        if skip_zero is not None:
+            kwargs["skip_zero"] = skip_zero
         with self.autocast():
             if dense and mode is not None:
                 logits = dense_forward(self.supernet, mode)(x, weights)  # (B, classes)
@@ -161,7 +191,33 @@ class StepContext:
                 logits = functional_call(self.supernet, params, (x, weights), kwargs)
         if logits.dtype in (torch.bfloat16, torch.float16):
             logits = logits.float()  # the loss in float32 under autocast
-        return nn.functional.cross_entropy(logits, y)
+        return logits
+
+    def _project(self, weights: torch.Tensor) -> torch.Tensor:
+        """``weights`` with the decided rows replaced by their one-hot rows; per-module weights
+        (the size space's (6, 8)) take the rows of their layers (``MODULE_ROWS``)."""
+        assert self.projection is not None
+        decided, onehot = self.projection
+        if weights.shape[0] != decided.shape[0]:
+            rows = list(getattr(self.supernet, "MODULE_ROWS", ()))
+            if len(rows) != weights.shape[0]:
+                raise ConfigError(
+                    f"weights of {weights.shape[0]} rows cannot be projected on "
+                    f"{decided.shape[0]} decided rows"
+                )
+            decided, onehot = decided[rows], onehot[rows]
+        return torch.where(decided[:, None], onehot.to(weights.dtype), weights)
+
+    def loss(
+        self,
+        batch: Batch,
+        weights: torch.Tensor,
+        params: dict[str, torch.Tensor] | None = None,
+        skip_zero: bool | None = None,
+    ) -> torch.Tensor:
+        """Cross-entropy of :meth:`logits` on ``batch``; counts one forward pass."""
+        x, y = batch
+        return nn.functional.cross_entropy(self.logits(x, weights, params, skip_zero), y)
 
     def grad(
         self, loss: torch.Tensor, inputs: list[torch.Tensor], retain_graph: bool = False
@@ -177,7 +233,7 @@ class StepContext:
         loss.backward()
 
     def sampled_weights(self, training: bool = True) -> torch.Tensor:
-        """The method's (6, 5) weights, detached (for weight steps and evaluation)."""
+        """The method's architecture weights, detached (for weight steps and evaluation)."""
         with torch.no_grad():
             return self.method.edge_weights(
                 self.arch_state, training=training, generator=self.generator
@@ -198,7 +254,7 @@ class StepContext:
     ) -> torch.Tensor:
         """One SGD step of the supernet weights on ``loss_scale * L(batch) + penalty()``.
 
-        ``weights``: (6, 5) edge weights; default the method's detached training weights.
+        ``weights``: architecture weights; default the method's detached training weights.
         Returns the unscaled batch loss as a 0-dim tensor on the device (reading it would wait
         for the device; the loop sums the losses there and reads them once per epoch).
         """
@@ -225,6 +281,11 @@ class SupernetMethod(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    #: the spaces (``"tss"``, ``"sss"``) whose supernets the method can search.
+    spaces: ClassVar[tuple[str, ...]] = ("tss",)
+    #: config values for the tiny searches of :func:`harness.checks.check_supernet_method`
+    #: (two epochs), for methods whose defaults need a longer search.
+    check_settings: ClassVar[Mapping[str, Any]] = {}
     #: split the architecture batches come from: "valid" (bilevel) or "train" (single level).
     arch_split: Literal["valid", "train"] = "valid"
     #: True when the training weights have no exact zeros except on ``none`` (softmax, simplex
@@ -235,16 +296,16 @@ class SupernetMethod(ABC):
         self.config = self.Config() if config is None else config
 
     @abstractmethod
-    def init_arch_state(
-        self, shape: tuple[int, int], generator: torch.Generator
-    ) -> dict[str, torch.Tensor]:
-        """Initial architecture tensors (on the CPU; the harness moves them)."""
+    def init_arch_state(self, space: Space, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Initial architecture tensors for ``space`` (weights of shape ``space.shape``; on the
+        CPU: the harness moves them)."""
 
     @abstractmethod
     def edge_weights(
         self, state: dict[str, torch.Tensor], *, training: bool, generator: torch.Generator
     ) -> torch.Tensor:
-        """(6, 5) weights for one forward pass; differentiable in ``state``."""
+        """Architecture weights for one forward pass (``space.shape``, or another shape the
+        space's supernet takes); differentiable in ``state``."""
 
     def init_method_state(
         self, arch_state: dict[str, torch.Tensor], supernet: nn.Module
@@ -252,8 +313,13 @@ class SupernetMethod(ABC):
         """Optimisers and extra tensors (built after ``arch_state`` is on the device)."""
         return {}
 
+    def forward_options(self) -> dict[str, Any]:
+        """Keyword arguments of every supernet forward of this method's steps (e.g. the size
+        space's ``mixing="interpolate"`` for TAS); default none."""
+        return {}
+
     def final_weights(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(6, 5) weights whose per-edge argmax is the method's architecture."""
+        """Weights (``space.shape``) whose per-row argmax is the method's architecture."""
         with torch.no_grad():
             g = torch.Generator()
             return self.edge_weights(state, training=False, generator=g).detach()

@@ -1,36 +1,47 @@
-"""Selection quality against the exhaustive ground truth of the topology space.
+"""Selection quality against the exhaustive ground truth of a space, with the cost of each
+architecture beside its accuracy.
 
-:class:`GroundTruth` holds the true accuracies of every architecture on one task at the report
-schedule (seed mean), from a benchmark store (:func:`ground_truth`) or from arrays. On it:
+:class:`GroundTruth` holds, for one task at the report schedule (seed mean), the true
+accuracies of every architecture of a space from a benchmark store (:func:`ground_truth`) or
+from arrays, and the cost of every architecture: params (M) and FLOPs (M) of the benchmark's
+network by the closed forms of :mod:`harness.supernet.counting` (the networks themselves, so
+the same for every store), and latency (ms) where the store holds it. Where no ground truth
+exists (no store covers the space: the size space on most machines) :meth:`GroundTruth.missing`
+keeps the costs and says why the accuracies are missing. On it:
 
 * :func:`arch_quality` - a selected architecture's true valid/test accuracy, regret (best test
-  minus its test), rank (1 = best; ties share the best rank) and percentile (share of
-  architectures whose test accuracy is at most its own, in %; 100 for the best);
+  minus its test), regret against the best architecture of no more FLOPs (in the size space the
+  widest network nearly always wins, so a cost-blind regret misleads), rank (1 = best; ties
+  share the best rank), percentile (share of architectures whose test accuracy is at most its
+  own, in %), and its params, FLOPs and latency;
 * :func:`epoch_trajectory` - the true accuracy of the per-epoch argmax architecture of a search
   (a collapse to parameter-free cells shows as a falling curve);
 * :func:`stratified_sample`, :func:`supernet_accuracies`, :func:`rank_correlation` - Kendall's
   tau and Spearman's rho between supernet-estimated and true accuracy on a fixed sample of
-  architectures stratified by true-accuracy quantile.
+  architectures stratified by true-accuracy quantile;
+* :func:`pareto_front` - the accuracy-FLOPs front of the space.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.stats as sps
-import torch
 from torch import nn
 
 from harness.bench import names
-from harness.errors import ConfigError
-from harness.spaces import tss as space
-from harness.supernet.search import Batch, EpochRecord
+from harness.errors import ConfigError, HarnessError
+from harness.spaces import get_space, sss
+from harness.supernet import counting
+from harness.supernet.method import supernet_space
+from harness.supernet.search import Batch, EpochRecord, one_hot
 from harness.supernet.selection import evaluate
 
 if TYPE_CHECKING:
@@ -39,30 +50,68 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "COMPARISON_GROUP",
     "ArchQuality",
     "GroundTruth",
-    "PairedComparison",
     "arch_quality",
-    "compare_selections",
-    "comparison_markdown",
+    "closed_form_costs",
     "epoch_trajectory",
     "ground_truth",
-    "one_hot",
+    "pareto_front",
     "rank_correlation",
     "stratified_sample",
     "supernet_accuracies",
 ]
 
 FloatArray = npt.NDArray[np.float64]
+#: Input side of each task's images (CIFAR 32, ImageNet16-120 16 pixels).
+RESOLUTION: dict[str, int] = {"cifar10": 32, "cifar100": 32, "ImageNet16-120": 16}
+
+
+@functools.cache
+def closed_form_costs(space: str, task: str) -> tuple[FloatArray, FloatArray]:
+    """Params (M) and FLOPs (M) of the benchmark network of every architecture of ``space`` on
+    ``task`` (official index order; read-only, cached)."""
+    names.check_task(task)
+    classes, side = names.NUM_CLASSES[task], RESOLUTION[task]
+    if space == "tss":
+        ops = get_space("tss").all_choices().astype(np.int64)
+        params = counting.tss_param_counts(ops, classes)
+        flops = counting.tss_flop_counts(ops, classes, side)
+    elif space == "sss":
+        widths = sss.all_widths().astype(np.int64)
+        params = counting.sss_param_counts(widths, classes)
+        flops = counting.sss_flop_counts(widths, classes, side)
+    else:
+        get_space(space)  # raises the unknown-space error
+        raise AssertionError(space)
+    out = (params / 1e6, flops / 1e6)
+    for array in out:
+        array.flags.writeable = False
+    return out
+
+
+def _best_within_cost(cost: FloatArray, test: FloatArray) -> FloatArray:
+    """For each architecture, the best known test accuracy among those costing at most as much
+    (NaN where none is known): a running maximum over ascending cost, ties taken together."""
+    order = np.argsort(cost, kind="stable")
+    running = np.fmax.accumulate(np.where(np.isnan(test[order]), -np.inf, test[order]))
+    sorted_cost = cost[order]
+    last = np.searchsorted(sorted_cost, sorted_cost, side="right") - 1  # last of each tie
+    best = np.empty_like(test)
+    best[order] = running[last]
+    return np.where(np.isinf(best), np.nan, best)
 
 
 @dataclass(frozen=True)
 class GroundTruth:
-    """True accuracies (%) of every architecture on ``task`` at schedule ``hp``: ``test`` and
-    ``valid`` are ``(n_archs,)`` float64, NaN where unknown; ``rank`` / ``percentile`` follow
-    from ``test`` (see module docstring); ``best`` is the highest test accuracy."""
+    """True accuracies (%) of every architecture of ``space`` on ``task`` at schedule ``hp``:
+    ``test`` and ``valid`` are ``(num_archs,)`` float64, NaN where unknown; ``rank`` /
+    ``percentile`` follow from ``test`` (see module docstring); ``best`` is the highest test
+    accuracy (NaN when none is known). ``params`` / ``flops`` (M) and ``latency`` (ms) are the
+    cost of every architecture (NaN where unknown). ``missing``: why the accuracies are missing
+    (None when some are known)."""
 
+    space: str
     task: str
     hp: str
     test: FloatArray
@@ -70,18 +119,30 @@ class GroundTruth:
     rank: FloatArray
     percentile: FloatArray
     best: float
+    params: FloatArray = field(repr=False)
+    flops: FloatArray = field(repr=False)
+    latency: FloatArray = field(repr=False)
+    missing: str | None = None
 
     @staticmethod
     def from_arrays(
-        task: str, test: npt.ArrayLike, valid: npt.ArrayLike | None = None, hp: str = "200"
+        task: str,
+        test: npt.ArrayLike,
+        valid: npt.ArrayLike | None = None,
+        hp: str = "200",
+        space: str = "tss",
+        latency: npt.ArrayLike | None = None,
     ) -> GroundTruth:
-        """Ground truth from ``(n_archs,)`` test (and valid) accuracies; NaN = unknown."""
+        """Ground truth from ``(num_archs,)`` test (and valid) accuracies (NaN = unknown) and
+        latencies in ms; params and FLOPs from the closed forms."""
         names.check_task(task)
+        n = get_space(space).num_archs
         t = np.asarray(test, dtype=np.float64).ravel()
         v = np.full_like(t, np.nan) if valid is None else np.asarray(valid, np.float64).ravel()
-        if v.shape != t.shape or t.size != space.NUM_ARCHS:
+        lat = np.full_like(t, np.nan) if latency is None else np.asarray(latency, np.float64)
+        if v.shape != t.shape or lat.shape != t.shape or t.size != n:
             raise ConfigError(
-                f"ground truth needs ({space.NUM_ARCHS},) arrays; got {t.shape} and {v.shape}"
+                f"{space} ground truth needs ({n},) arrays; got {t.shape}, {v.shape}, {lat.shape}"
             )
         present = np.sort(t[~np.isnan(t)])
         if not present.size:
@@ -89,22 +150,46 @@ class GroundTruth:
         at_most = np.searchsorted(present, t, side="right").astype(np.float64)
         rank = np.where(np.isnan(t), np.nan, 1 + present.size - at_most)
         percentile = np.where(np.isnan(t), np.nan, 100.0 * at_most / present.size)
-        return GroundTruth(task, hp, t, v, rank, percentile, float(present[-1]))
+        params, flops = closed_form_costs(space, task)
+        return GroundTruth(
+            space, task, hp, t, v, rank, percentile, float(present[-1]), params, flops, lat
+        )
+
+    @staticmethod
+    def missing_truth(space: str, task: str, hp: str, reason: str) -> GroundTruth:
+        """No known accuracy (``reason`` says why); the closed-form costs are still known."""
+        names.check_task(task)
+        nan = np.full(get_space(space).num_archs, np.nan)
+        params, flops = closed_form_costs(space, task)
+        return GroundTruth(
+            space, task, hp, nan, nan, nan, nan, math.nan, params, flops, nan, reason
+        )
+
+    @functools.cached_property
+    def best_within_flops(self) -> FloatArray:
+        """Per architecture, the best test accuracy among architectures of at most its FLOPs."""
+        return _best_within_cost(self.flops, self.test)
 
 
-def ground_truth(store: Store, task: str, hp: str = "200") -> GroundTruth:
-    """The ground truth of ``task`` from a tss store: test and valid accuracy at ``hp``, seed
-    mean, under the names :func:`harness.bench.names.resolve` gives (valid NaN if absent)."""
-    if store.space_name != "tss":
-        raise ConfigError(f"supernet quality needs a tss store, got {store.space_name!r}")
+def ground_truth(store: Store, task: str, hp: str) -> GroundTruth:
+    """The ground truth of ``task`` from a store: test and valid accuracy at ``hp``, seed mean,
+    under the names :func:`harness.bench.names.resolve` gives (valid NaN if absent), latency
+    where the store holds it."""
+    space = store.space_name
     test = store.metric_all(*names.resolve(task, "test"), hp, "accuracy", "mean")
     dataset, split = names.resolve(task, "valid")
     try:
         valid = store.metric_all(dataset, split, hp, "accuracy", "mean")
-    except Exception as err:  # the table lacks that block or split
+    except HarnessError as err:  # the table lacks that block or split
         logger.info("no valid accuracy for %s in %s: %s", task, store.path, err)
         valid = np.full(test.shape, np.nan)
-    return GroundTruth.from_arrays(task, test, valid, names.hp_key("tss", hp))
+    try:
+        latency = 1e3 * store.cost_all(names.resolve(task, "test")[0], hp, "latency")
+    except HarnessError:
+        latency = np.full(test.shape, np.nan)
+    return GroundTruth.from_arrays(
+        task, test, valid, names.hp_key(space, hp), space, np.asarray(latency, np.float64)
+    )
 
 
 def _num(values: FloatArray, index: int) -> float | None:
@@ -114,7 +199,10 @@ def _num(values: FloatArray, index: int) -> float | None:
 
 @dataclass(frozen=True)
 class ArchQuality:
-    """How good one architecture truly is; None where the ground truth lacks it."""
+    """How good one architecture truly is, and what it costs; None where unknown.
+    ``regret_at_flops``: the best test accuracy among architectures of at most its FLOPs minus
+    its own; ``params_mb`` / ``flop_m``: millions of parameters / multiply-adds per image;
+    ``latency_ms``: the benchmark's measured latency."""
 
     arch_index: int
     arch: str
@@ -123,24 +211,33 @@ class ArchQuality:
     regret: float | None
     rank: int | None
     percentile: float | None
+    regret_at_flops: float | None = None
+    params_mb: float | None = None
+    flop_m: float | None = None
+    latency_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
 
 
 def arch_quality(truth: GroundTruth, arch: int) -> ArchQuality:
-    """True accuracy, regret, rank and percentile of architecture ``arch`` (official index)."""
+    """True accuracy, regrets, rank, percentile and cost of architecture ``arch`` (index)."""
     index = int(arch)
     test = _num(truth.test, index)
     rank = _num(truth.rank, index)
+    within = _num(truth.best_within_flops, index)
     return ArchQuality(
         arch_index=index,
-        arch=space.index_to_str(index),
+        arch=get_space(truth.space).index_to_str(index),
         valid_acc=_num(truth.valid, index),
         test_acc=test,
         regret=None if test is None else truth.best - test,
         rank=None if rank is None else int(rank),
         percentile=_num(truth.percentile, index),
+        regret_at_flops=None if test is None or within is None else within - test,
+        params_mb=_num(truth.params, index),
+        flop_m=_num(truth.flops, index),
+        latency_ms=_num(truth.latency, index),
     )
 
 
@@ -189,27 +286,18 @@ def stratified_sample(
     return np.sort(np.concatenate(drawn)).astype(np.int64)
 
 
-def one_hot(
-    arch: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
-    """(6, 5) one-hot edge weights of architecture ``arch``."""
-    weights = torch.zeros(space.NUM_EDGES, space.NUM_OPS, dtype=dtype, device=device)
-    ops = torch.as_tensor(space.index_to_ops(int(arch)), device=device)
-    weights[torch.arange(space.NUM_EDGES, device=device), ops] = 1.0
-    return weights
-
-
 def supernet_accuracies(
     supernet: nn.Module, archs: Sequence[int], batches: Sequence[Batch], train_mode: bool = True
 ) -> FloatArray:
     """Supernet accuracy (%) of each architecture in ``archs`` on the same ``batches`` (one-hot
-    edge weights; train mode = batch statistics by default). Returns ``(len(archs),)``."""
+    weights; train mode = batch statistics by default). Returns ``(len(archs),)``."""
     if not batches:
         raise ConfigError("supernet_accuracies needs at least one validation batch")
     param = next(supernet.parameters())
+    space = supernet_space(supernet)
     return np.array(
         [
-            evaluate(supernet, one_hot(a, param.device, param.dtype), batches, train_mode)[0]
+            evaluate(supernet, one_hot(space, a, param.device, param.dtype), batches, train_mode)[0]
             for a in archs
         ],
         dtype=np.float64,
@@ -229,98 +317,16 @@ def rank_correlation(estimated: npt.ArrayLike, true: npt.ArrayLike) -> tuple[flo
     return float(tau), float(rho)
 
 
-# --------------------------------------------------------------------------- paired comparison
-@dataclass(frozen=True)
-class PairedComparison:
-    """Selection rule ``a`` vs ``b`` on the same supernets (seed-paired) for one group.
-
-    ``mean_a`` / ``mean_b``: mean ``metric`` over the ``n`` paired seeds; ``mean_difference``:
-    mean of a - b; ``wins``: share of seeds where a is better (ties one half);
-    ``probability_of_improvement``: P(a > b) over all seed pairs (harness.stats);
-    ``statistic`` / ``p_value``: two-sided Wilcoxon signed-rank test of the pairs.
-    """
-
-    group: tuple[str, ...]
-    a: str
-    b: str
-    metric: str
-    n: int
-    mean_a: float
-    mean_b: float
-    mean_difference: float
-    wins: float
-    probability_of_improvement: float
-    statistic: float
-    p_value: float
-
-
-COMPARISON_GROUP: tuple[str, ...] = ("method", "protocol", "dataset", "eval_dataset")
-
-
-def compare_selections(
-    rows: Iterable[Mapping[str, Any]],
-    a: str = "perturbation",
-    b: str = "magnitude",
-    metric: str = "test_acc",
-    group: Sequence[str] = COMPARISON_GROUP,
-) -> list[PairedComparison]:
-    """Pair rows of selection ``a`` and ``b`` that share a ``run_key`` (the same supernet) and
-    an eval task, within each ``group``; rows with a null ``metric`` or status other than
-    ``ok`` are left out. Higher ``metric`` is better (test accuracy)."""
-    from harness import stats
-
-    paired: dict[tuple[str, ...], dict[tuple[Any, Any], dict[str, float]]] = {}
-    for row in rows:
-        value = row.get(metric)
-        if row.get("status", "ok") != "ok" or value is None or row["selection"] not in (a, b):
-            continue
-        if isinstance(value, float) and math.isnan(value):
-            continue
-        ident = tuple(str(row[g]) for g in group)
-        cell = paired.setdefault(ident, {}).setdefault((row["run_key"], row["eval_dataset"]), {})
-        cell[row["selection"]] = float(value)
-    out = []
-    for ident, cells in sorted(paired.items()):
-        both = [(c[a], c[b]) for c in cells.values() if a in c and b in c]
-        if not both:
-            continue
-        x, y = np.array([p[0] for p in both]), np.array([p[1] for p in both])
-        test = stats.wilcoxon(x, y)
-        wins = float(np.mean((x > y) + 0.5 * (x == y)))
-        poi = stats.probability_of_improvement(x[:, None], y[:, None])
-        out.append(
-            PairedComparison(
-                ident,
-                a,
-                b,
-                metric,
-                len(both),
-                float(x.mean()),
-                float(y.mean()),
-                float((x - y).mean()),
-                wins,
-                poi,
-                test.statistic,
-                test.p_value,
-            )
-        )
-    return out
-
-
-def comparison_markdown(comparisons: Sequence[PairedComparison]) -> str:
-    """A Markdown table of :func:`compare_selections`' output (numbers formatted only)."""
-    if not comparisons:
-        return "_no paired runs_\n"
-    first = comparisons[0]
-    head = [*COMPARISON_GROUP[: len(first.group)], "n", f"{first.a}", f"{first.b}"]
-    head += ["mean diff", "wins", "P(a>b)", "Wilcoxon p"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for c in comparisons:
-        cells = [*c.group, str(c.n), f"{c.mean_a:.2f}", f"{c.mean_b:.2f}"]
-        cells += [f"{c.mean_difference:+.2f}", f"{c.wins:.2f}"]
-        cells += [f"{c.probability_of_improvement:.2f}", f"{c.p_value:.3g}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    note = (
-        f"\n{first.metric}: selection `{first.a}` (a) vs `{first.b}` (b) on the same supernets.\n"
-    )
-    return "\n".join(lines) + "\n" + note
+def pareto_front(flops: npt.ArrayLike, accuracy: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Indices of the accuracy-FLOPs Pareto front (no other architecture has at most the FLOPs
+    and a higher accuracy), ordered by ascending FLOPs; NaN accuracies are never on it."""
+    cost = np.asarray(flops, np.float64).ravel()
+    acc = np.asarray(accuracy, np.float64).ravel()
+    known = np.flatnonzero(~np.isnan(acc) & ~np.isnan(cost))
+    order = known[np.lexsort((-acc[known], cost[known]))]  # ascending cost, best first in ties
+    front, best = [], -np.inf
+    for i in order:
+        if acc[i] > best:
+            front.append(i)
+            best = acc[i]
+    return np.asarray(front, dtype=np.int64)

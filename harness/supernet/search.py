@@ -27,7 +27,7 @@ from torch import nn
 
 from harness.data.augment import torch_generator
 from harness.errors import ConfigError
-from harness.spaces import tss as space
+from harness.spaces import Space
 from harness.supernet.checkpoint import load_checkpoint, save_checkpoint
 from harness.supernet.graphed import GraphedStep
 from harness.supernet.method import (
@@ -37,6 +37,8 @@ from harness.supernet.method import (
     SearchLedger,
     StepContext,
     SupernetMethod,
+    check_space,
+    supernet_space,
 )
 
 __all__ = [
@@ -50,12 +52,13 @@ __all__ = [
     "StepContext",
     "SupernetMethod",
     "argmax_arch",
+    "check_space",
+    "one_hot",
     "run_supernet_search",
+    "supernet_space",
 ]
 
 logger = logging.getLogger(__name__)
-
-SPACE_SHAPE: tuple[int, int] = (space.NUM_EDGES, space.NUM_OPS)
 
 
 class BatchLoader(Protocol):
@@ -84,7 +87,7 @@ class EpochRecord:
 @dataclass
 class SearchResult:
     """Outcome of :func:`run_supernet_search`; ``complete`` is False when stopped early on request.
-    ``arch_weights``: (6, 5) final weights of the method (float64 numpy)."""
+    ``arch_weights``: the method's final weights (``space.shape``, float64 numpy)."""
 
     arch_index: int
     arch: str
@@ -96,9 +99,27 @@ class SearchResult:
     method_state: dict[str, Any] = field(repr=False)
 
 
-def argmax_arch(weights: torch.Tensor) -> int:
-    """Official index of the per-edge argmax of (6, 5) weights."""
-    return space.ops_to_index([int(i) for i in weights.detach().float().argmax(dim=1).tolist()])
+def argmax_arch(weights: torch.Tensor, space: Space) -> int:
+    """Official index of the per-row argmax of ``space.shape`` weights (ties: lowest choice)."""
+    if tuple(weights.shape) != space.shape:
+        raise ConfigError(
+            f"{space.name} architecture weights have shape {space.shape}; "
+            f"got {tuple(weights.shape)}"
+        )
+    return space.choices_to_index([int(i) for i in weights.detach().float().argmax(dim=1).tolist()])
+
+
+def one_hot(
+    space: Space,
+    arch: int,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """``space.shape`` one-hot weights of architecture ``arch`` (official index)."""
+    weights = torch.zeros(space.shape, dtype=dtype, device=device)
+    choices = torch.as_tensor(space.index_to_choices(int(arch)), device=device)
+    weights[torch.arange(space.num_positions, device=device), choices] = 1.0
+    return weights
 
 
 def _sync(device: str) -> None:
@@ -146,11 +167,13 @@ def _setup(
 ) -> dict[str, Any]:
     """Move the supernet, build the method's state and the weight optimiser; returns the
     pieces a checkpoint holds (keyword arguments of :func:`save_checkpoint`)."""
+    space = supernet_space(supernet)
+    check_space(method, space)
     supernet.to(config.device).train()
     generator = torch_generator(rng)
     arch_state = {  # detach: a copy to another device must stay a leaf
         k: v.detach().to(config.device).requires_grad_(v.requires_grad)
-        for k, v in method.init_arch_state(SPACE_SHAPE, generator).items()
+        for k, v in method.init_arch_state(space, generator).items()
     }
     optimizer = torch.optim.SGD(
         supernet.parameters(),
@@ -194,6 +217,7 @@ def run_supernet_search(
         progress: called with a line of text after every epoch (e.g. a progress log).
     """
     path = Path(checkpoint) if checkpoint is not None else None
+    space = supernet_space(supernet)
     pieces = _setup(method, supernet, train, valid, config, rng)
     arch_state, method_state = pieces["arch_state"], pieces["method_state"]
     ledger, history, start = SearchLedger(), [], 0
@@ -234,7 +258,7 @@ def run_supernet_search(
         seconds = time.perf_counter() - began
         ledger.device_seconds += seconds
         ledger.epochs += 1
-        index = argmax_arch(method.final_weights(arch_state))
+        index = argmax_arch(method.final_weights(arch_state), space)
         history.append(
             EpochRecord(epoch, index, space.index_to_str(index), ctx.lr, mean_loss, seconds)
         )
@@ -256,8 +280,8 @@ def run_supernet_search(
             }
             save_checkpoint(path, **pieces, extra=record)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            return _result(method, arch_state, method_state, history, ledger, complete=False)
-    return _result(method, arch_state, method_state, history, ledger, complete=True)
+            return _result(method, space, arch_state, method_state, history, ledger, complete=False)
+    return _result(method, space, arch_state, method_state, history, ledger, complete=True)
 
 
 def _check_same_run(
@@ -273,6 +297,7 @@ def _check_same_run(
 
 def _result(
     method: SupernetMethod,
+    space: Space,
     arch_state: dict[str, torch.Tensor],
     method_state: dict[str, Any],
     history: list[EpochRecord],
@@ -281,7 +306,7 @@ def _result(
     complete: bool,
 ) -> SearchResult:
     weights = method.final_weights(arch_state)
-    index = argmax_arch(weights)
+    index = argmax_arch(weights, space)
     return SearchResult(
         arch_index=index,
         arch=space.index_to_str(index),

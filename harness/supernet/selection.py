@@ -2,18 +2,21 @@
 
 Three selectors, each returning a :class:`SelectionResult` that records its full config:
 
-* :func:`select_magnitude` - argmax per edge of the method's final (6, 5) weights (DARTS).
-* :func:`select_perturbation` - DARTS-PT: edges in a random order; on each edge, mask every
-  candidate op in turn (its weight set to 0, the others kept), measure supernet validation
-  accuracy, keep the op whose removal hurts most, make the edge one-hot on it, optionally
-  tune the supernet for a number of steps before the next edge. As in DARTS-PT's NB201 code
+Architecture weights have one row per position of the supernet's space (tss: 6 edges over 5
+ops; sss: 5 layers over 8 widths); every selector works row by row, so both spaces share them.
+
+* :func:`select_magnitude` - argmax per row of the method's final weights (DARTS).
+* :func:`select_perturbation` - DARTS-PT: rows in a random order; on each row, mask every
+  candidate choice in turn (its weight set to 0, the others kept), measure supernet validation
+  accuracy, keep the choice whose removal hurts most, make the row one-hot on it, optionally
+  tune the supernet for a number of steps before the next row. As in DARTS-PT's NB201 code
   the tuning runs the method's own steps (``tune_arch``): its architecture weights keep
-  training on the undecided edges, the decided ones stay projected; one SGD (momentum kept)
-  serves every tuning phase, and the last edge is decided one epoch early.
+  training on the undecided rows, the decided ones stay projected; one SGD (momentum kept)
+  serves every tuning phase, and the last row is decided one epoch early.
   ``tune_arch=False`` tunes the supernet weights alone under fixed mixing weights. DARTS-PT's
   "fix alpha" result is the ``fixed_alpha`` method's supernet (alpha never trained) with this
   selection; ``fixed_weights`` instead selects from uniform weights on any supernet (an
-  ablation). A checkpoint after every edge decision makes the selection resumable.
+  ablation). A checkpoint after every row decision makes the selection resumable.
 * :func:`select_topk` - K architectures sampled (uniformly or from the weights) and scored by
   one-hot supernet accuracy on M validation batches (RSPS / SETN style).
 
@@ -39,11 +42,17 @@ import torch
 from torch import nn
 
 from harness.errors import ConfigError
-from harness.spaces import tss as space
+from harness.spaces import Space
 from harness.supernet.checkpoint import CheckpointPieces, load_checkpoint, save_checkpoint
 from harness.supernet.graphed import GraphedStep
-from harness.supernet.method import SearchConfig, SearchLedger, StepContext, SupernetMethod
-from harness.supernet.search import Batch, argmax_arch
+from harness.supernet.method import (
+    SearchConfig,
+    SearchLedger,
+    StepContext,
+    SupernetMethod,
+    supernet_space,
+)
+from harness.supernet.search import Batch, argmax_arch, one_hot
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +62,12 @@ class PerturbationConfig:
     """DARTS-PT settings (NB201 defaults except the tuning length, which is given in steps).
 
     ``valid_batches`` None: the whole valid loader. ``fine_tune_steps``: tuning steps on the
-    train loader after each edge decision except the last (0: none), by one SGD at constant
+    train loader after each row decision except the last (0: none), by one SGD at constant
     ``fine_tune_lr`` whose momentum carries over from phase to phase. ``last_tune_steps``:
     the steps of the phase before the last decision (None: ``fine_tune_steps``); DARTS-PT
-    tunes ``proj_intv * (edges - 1)`` epochs and makes its last projection at the start of
+    tunes ``proj_intv * (rows - 1)`` epochs and makes its last projection at the start of
     the final one, so that phase is one epoch shorter. ``tune_arch``: the tuning steps are
-    the method's own (its architecture weights keep training on undecided edges; DARTS-PT's
+    the method's own (its architecture weights keep training on undecided rows; DARTS-PT's
     darts-proj), else weight steps under fixed mixing weights. ``fixed_weights``: start from
     uniform weights instead of the method's (needs ``tune_arch=False``).
     """
@@ -106,7 +115,7 @@ class ArchTuning:
     method, its trained state (changed in place), the architecture batches of its
     ``arch_split``, the generator of its random draws, and how its steps run as in the search:
     the compile mode of its forwards, bf16 autocast, and steps captured as one CUDA graph for
-    the whole selection (``cuda_graph``; the projected edges are updated in place)."""
+    the whole selection (``cuda_graph``; the projected rows are updated in place)."""
 
     method: SupernetMethod
     arch_state: dict[str, torch.Tensor]
@@ -121,7 +130,7 @@ class ArchTuning:
 @dataclass(frozen=True)
 class TopKConfig:
     """``k`` sampled architectures scored on ``valid_batches`` batches. ``sampling``: uniform
-    over the space, or per edge from the method's weights (rows normalised)."""
+    over the space, or per row from the method's weights (rows normalised)."""
 
     k: int = 100
     valid_batches: int = 1
@@ -149,24 +158,27 @@ class SelectionResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _result(index: int, selector: str, config: Any, **details: Any) -> SelectionResult:
+def _result(
+    space: Space, index: int, selector: str, config: Any, **details: Any
+) -> SelectionResult:
     cfg = dict(config) if isinstance(config, dict) else dataclasses.asdict(config)
     return SelectionResult(index, space.index_to_str(index), selector, cfg, details)
 
 
-def select_magnitude(weights: torch.Tensor | np.ndarray) -> SelectionResult:
-    """Argmax per edge of (6, 5) ``weights``."""
+def select_magnitude(weights: torch.Tensor | np.ndarray, space: Space) -> SelectionResult:
+    """Argmax per row of ``space.shape`` ``weights``."""
     w = torch.as_tensor(np.asarray(weights, dtype=np.float64))
     return _result(
-        argmax_arch(w), "magnitude", {}, weights=w.tolist(), forward_passes=0, backward_passes=0
-    )
+        space, argmax_arch(w, space), "magnitude", {}, weights=w.tolist(), forward_passes=0,
+        backward_passes=0,
+    )  # fmt: skip
 
 
 @torch.no_grad()
 def evaluate(
     supernet: nn.Module, weights: torch.Tensor, batches: Sequence[Batch], train_mode: bool = True
 ) -> tuple[float, float]:
-    """Accuracy (%) and mean cross-entropy of the supernet under (6, 5) ``weights`` on
+    """Accuracy (%) and mean cross-entropy of the supernet under architecture ``weights`` on
     ``batches``, weighted by batch size. The module's train/eval mode is restored."""
     was_training = supernet.training
     supernet.train(train_mode)
@@ -194,7 +206,7 @@ def _param_device(supernet: nn.Module) -> tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
-Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, (6, 5) weights) -> logits
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, weights) -> logits
 
 
 def _cycle(loader: Iterable[Batch]) -> Iterator[Batch]:
@@ -251,8 +263,8 @@ def _tune_with_method(
     tuning: ArchTuning,
 ) -> torch.Tensor:
     """``steps`` of the method's own steps (``ctx``: the selection's tuning context, whose
-    projection holds the decided edges; ``graphed``: its CUDA-graph runner) with the decided
-    edges projected on ``onehot``; returns the new (6, 5) weights (projected rows kept)."""
+    projection holds the decided rows; ``graphed``: its CUDA-graph runner) with the decided
+    rows projected on ``onehot``; returns the new weights (projected rows kept)."""
     assert ctx.projection is not None
     decided, projected = ctx.projection
     projected.copy_(onehot)  # in place: a captured step reads this tensor
@@ -284,21 +296,21 @@ def select_perturbation(
     ``tuning``, the method's state) in place.
 
     Args:
-        weights: the method's final (6, 5) weights; ignored (may be None) when
-            ``config.fixed_weights``. Ops with weight 0 are not candidates.
+        weights: the method's final weights (``space.shape``); ignored (may be None) when
+            ``config.fixed_weights``. Choices with weight 0 are not candidates.
         valid: validation batches; the first ``config.valid_batches`` are drawn once.
-        rng: draws the edge order.
+        rng: draws the row order.
         train: batches for tuning (needed when ``config.fine_tune_steps > 0``).
         forward: the forward of weight-only tuning, e.g. a compiled dense one
             (:func:`harness.supernet.compiled.dense_forward`); default the supernet's. Ops of
             weight 0 contribute nothing either way; densely they still see weight decay.
         tuning: the method and its state (needed when tuning with ``config.tune_arch``).
-        progress: called with a line of text after every edge decision.
-        checkpoint: file written after every edge decision and its tuning; when it exists at
+        progress: called with a line of text after every row decision.
+        checkpoint: file written after every row decision and its tuning; when it exists at
             the start, the selection resumes from it (the caller passes the supernet and the
             method's state as they were at the start, e.g. from the saved supernet).
 
-    The result's details hold the edge order, each decision with its scores, and the cost of
+    The result's details hold the row order, each decision with its scores, and the cost of
     the selection (``forward_passes``, ``backward_passes``: evaluation and tuning batches;
     ``seconds``: wall time, summed over resumed parts).
     """
@@ -314,14 +326,19 @@ def select_perturbation(
     if weights is None and not config.fixed_weights:
         raise ConfigError("weights are needed unless fixed_weights is set")
     device, dtype = _param_device(supernet)
-    shape = (space.NUM_EDGES, space.NUM_OPS)
+    space = supernet_space(supernet)
+    rows, width = space.shape
     if config.fixed_weights:
-        current = torch.full(shape, 1.0 / space.NUM_OPS, dtype=dtype, device=device)
+        current = torch.full(space.shape, 1.0 / width, dtype=dtype, device=device)
     else:
         current = torch.as_tensor(np.asarray(weights), dtype=dtype, device=device).clone()
-    decided = torch.zeros(space.NUM_EDGES, dtype=torch.bool, device=device)
+        if tuple(current.shape) != space.shape:
+            raise ConfigError(
+                f"{space.name} weights have shape {space.shape}; got {tuple(current.shape)}"
+            )
+    decided = torch.zeros(rows, dtype=torch.bool, device=device)
     batches = _take(valid, config.valid_batches)
-    order = [int(e) for e in rng.permutation(space.NUM_EDGES)]
+    order = [int(e) for e in rng.permutation(rows)]
     decisions: list[dict[str, Any]] = []
     ledger = SearchLedger()
     opt = _tuning_optimizer(supernet, config) if tunes else None
@@ -336,7 +353,7 @@ def select_perturbation(
         decided.copy_(record["decided"])
         current = record["current"].to(device, dtype)
         ledger, seconds_before = SearchLedger(**record["ledger"]), record["seconds"]
-        line = f"resuming perturbation selection after edge {start}/{space.NUM_EDGES}"
+        line = f"resuming perturbation selection after {space.position_name} {start}/{rows}"
         logger.info(line)
         if progress is not None:
             progress(line)
@@ -354,21 +371,22 @@ def select_perturbation(
             assert ctx.lr_tensor is not None
             ctx.lr_tensor.fill_(loop.lr)
     for position in range(start, len(order)):
-        edge = order[position]
+        row = order[position]
         scores: dict[int, float] = {}
-        for op in (int(o) for o in torch.nonzero(current[edge] > 0).flatten()):
+        for choice in (int(o) for o in torch.nonzero(current[row] > 0).flatten()):
             masked = current.clone()
-            masked[edge, op] = 0.0
+            masked[row, choice] = 0.0
             acc, loss = evaluate(supernet, masked, batches, config.train_mode)
             ledger.forward_passes += len(batches)
-            scores[op] = acc if config.criterion == "acc" else -loss
+            scores[choice] = acc if config.criterion == "acc" else -loss
         chosen = min(scores, key=lambda o: scores[o])  # removal hurts most; ties -> lowest id
-        current[edge] = 0.0
-        current[edge, chosen] = 1.0
-        decided[edge] = True
-        decisions.append({"edge": edge, "op": chosen, "scores": scores})
+        current[row] = 0.0
+        current[row, chosen] = 1.0
+        decided[row] = True
+        decisions.append({"row": row, "choice": chosen, "scores": scores})
+        name = space.position_name
         line = (
-            f"edge {position + 1}/{space.NUM_EDGES} (edge {edge}) -> {space.OPS[chosen]}; "
+            f"{name} {position + 1}/{rows} ({name} {row}) -> {space.choice_labels[chosen]}; "
             f"scores {scores}"
         )
         logger.info(line)
@@ -393,7 +411,8 @@ def select_perturbation(
             }  # fmt: skip
             save_checkpoint(path, extra={**identity, "record": record}, **pieces)
     return _result(
-        argmax_arch(current), "perturbation", config, order=order, decisions=decisions,
+        space, argmax_arch(current, space), "perturbation", config, order=order,
+        decisions=decisions,
         forward_passes=ledger.forward_passes, backward_passes=ledger.backward_passes,
         seconds=seconds_before + time.perf_counter() - began,
     )  # fmt: skip
@@ -433,24 +452,26 @@ def select_topk(
 ) -> SelectionResult:
     """Best of ``config.k`` sampled architectures by one-hot supernet accuracy on
     ``config.valid_batches`` validation batches (drawn once); ties -> first sampled."""
+    space = supernet_space(supernet)
     if config.sampling == "weights":
         if weights is None:
             raise ConfigError("sampling='weights' needs the method's weights")
         probs = np.asarray(weights, dtype=np.float64).clip(min=0)
         probs = probs / probs.sum(axis=1, keepdims=True)
-        ops = [[int(rng.choice(space.NUM_OPS, p=row)) for row in probs] for _ in range(config.k)]
-        archs = [space.ops_to_index(o) for o in ops]
+        width = space.shape[1]
+        rows = [[int(rng.choice(width, p=row)) for row in probs] for _ in range(config.k)]
+        archs = [space.choices_to_index(r) for r in rows]
     else:
         archs = [int(a) for a in space.sample(rng, size=config.k)]
     device, dtype = _param_device(supernet)
     batches = _take(valid, config.valid_batches)
     scored: list[tuple[int, float]] = []
     for arch in archs:
-        onehot = torch.zeros(space.NUM_EDGES, space.NUM_OPS, dtype=dtype, device=device)
-        onehot[torch.arange(space.NUM_EDGES), torch.as_tensor(space.index_to_ops(arch))] = 1.0
-        scored.append((arch, evaluate(supernet, onehot, batches, config.train_mode)[0]))
+        weights_k = one_hot(space, arch, device, dtype)
+        scored.append((arch, evaluate(supernet, weights_k, batches, config.train_mode)[0]))
     best = max(range(len(scored)), key=lambda i: (scored[i][1], -i))
     passes = len(archs) * len(batches)
     return _result(
-        scored[best][0], "topk", config, scored=scored, forward_passes=passes, backward_passes=0
-    )
+        space, scored[best][0], "topk", config, scored=scored, forward_passes=passes,
+        backward_passes=0,
+    )  # fmt: skip

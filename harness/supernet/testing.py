@@ -1,10 +1,12 @@
-"""Tiny CPU setups for tests and smoke runs of the supernet search: C=4, N=1, 8x8 synthetic
-images. Not for experiments."""
+"""Tiny CPU setups for tests and smoke runs of the supernet search: 8x8 synthetic images, the
+topology-space supernet at C=4, N=1, the size-space supernet as the benchmark has it (width
+64). Not for experiments."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +14,9 @@ import torch
 from harness.data.augment import DeviceLoader, Normalization, torch_generator
 from harness.supernet.search import SearchConfig
 from harness.supernet.tss import TssSuperNet
+
+if TYPE_CHECKING:
+    from torch import nn
 
 NORM = Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
@@ -53,9 +58,16 @@ def tiny_loaders(seed: int, batch: int = 8) -> tuple[DeviceLoader, DeviceLoader]
     return loaders[0], loaders[1]
 
 
-def tiny_supernet(seed: int = 0, classes: int = 3) -> TssSuperNet:
-    """C=4, N=1 supernet with weights initialised from a seeded generator (no global RNG)."""
-    net = TssSuperNet(num_classes=classes, C=4, N=1)
+def tiny_supernet(seed: int = 0, classes: int = 3, space: str = "tss") -> nn.Module:
+    """A tss (C=4, N=1) or sss supernet with weights initialised from a seeded generator (no
+    global RNG)."""
+    net: nn.Module
+    if space == "sss":
+        from harness.supernet.sss import SssSuperNet
+
+        net = SssSuperNet(num_classes=classes)
+    else:
+        net = TssSuperNet(num_classes=classes, C=4, N=1)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in net.parameters():

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import ClassVar, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from harness.errors import ArchitectureError, ConfigError, unknown
+from harness.spaces import Space, get_space
 from harness.spaces import tss as space
-from harness.supernet.ops import OP_NAMES, ResNetBasicBlock, make_op
+from harness.supernet.ops import OP_NAMES, ResNetBasicBlock, cat, fused_batch_norm, make_op
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +104,6 @@ class _Skeleton(nn.Module):
         x = self.lastact(x)  # (B, 4C, h, w)
         x = self.global_pooling(x).flatten(1)  # (B, 4C)
         return self.classifier(x)  # (B, num_classes)
-
-
-def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
-    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
 
 class MixedCell(nn.Module):
@@ -198,39 +195,11 @@ class MixedCell(nn.Module):
         units = [cast(nn.Sequential, self.edge_op(e, op).op) for e in edges]
         convs = [cast(nn.Conv2d, u[1]) for u in units]
         bns = [cast(nn.BatchNorm2d, u[2]) for u in units]
-        bias = None if convs[0].bias is None else _cat([c.bias for c in convs])  # type: ignore[misc]
+        bias = None if convs[0].bias is None else cat([c.bias for c in convs])  # type: ignore[misc]
         y = nn.functional.conv2d(
-            relu, _cat([c.weight for c in convs]), bias, padding=convs[0].padding
+            relu, cat([c.weight for c in convs]), bias, padding=convs[0].padding
         )
-        return _batch_norm(y, bns)
-
-
-def _batch_norm(y: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
-    """``bns`` (same flags, default momentum) applied to their channel blocks of ``y`` in one
-    call, with the running statistics and batch counts updated as each BN would."""
-    first = bns[0]
-    if first.momentum is None:
-        raise ConfigError("fused supernet cells need BatchNorm momentum; build with fused=False")
-    track = first.track_running_stats
-    mean = _cat([b.running_mean for b in bns]) if track else None  # type: ignore[misc]
-    var = _cat([b.running_var for b in bns]) if track else None  # type: ignore[misc]
-    out = nn.functional.batch_norm(
-        y, mean, var,
-        _cat([b.weight for b in bns]) if first.affine else None,
-        _cat([b.bias for b in bns]) if first.affine else None,
-        first.training or not track, first.momentum, first.eps,
-    )  # fmt: skip
-    if track and first.training:
-        with torch.no_grad():
-            if len(bns) > 1:  # one BN updated its own buffers in place
-                assert mean is not None and var is not None
-                torch._foreach_copy_(
-                    [t for b in bns for t in (b.running_mean, b.running_var)],  # type: ignore[misc]
-                    [t for pair in zip(mean.split(first.num_features),
-                                       var.split(first.num_features), strict=True) for t in pair],
-                )  # fmt: skip
-            torch._foreach_add_([b.num_batches_tracked for b in bns], 1)  # type: ignore[misc]
-    return out
+        return fused_batch_norm(y, bns)
 
 
 class TssSuperNet(_Skeleton):
@@ -247,6 +216,9 @@ class TssSuperNet(_Skeleton):
         fused: evaluate dense cells with the ops of each source node batched
             (:meth:`MixedCell.forward_fused`; same parameters and state dict).
     """
+
+    #: the space it searches: architecture weights of shape (6 edges, 5 ops)
+    space: ClassVar[Space] = get_space("tss")
 
     def __init__(
         self,

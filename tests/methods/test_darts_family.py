@@ -8,6 +8,7 @@ import torch
 from torch.func import functional_call
 
 from harness.errors import ConfigError
+from harness.spaces import get_space
 from harness.supernet.search import Batch, SearchConfig, SearchLedger, StepContext
 from harness.supernet.testing import tiny_config, tiny_data, tiny_loaders, tiny_supernet
 from methods.darts import Darts, DartsConfig, FixedAlpha, unrolled_arch_grad
@@ -91,7 +92,7 @@ def test_second_order_matches_finite_difference_hypergradient() -> None:
 
 def test_exponentiated_gradient_stays_on_the_simplex() -> None:
     gen = torch.Generator().manual_seed(0)
-    mask = candidate_mask((6, 5), exclude_zero=True)
+    mask = candidate_mask(get_space("tss"), exclude_zero=True)
     theta = mask.double() / 4
     for _ in range(200):
         grad = 50 * torch.randn(6, 5, generator=gen, dtype=torch.float64)
@@ -159,7 +160,7 @@ def test_gdas_samples_one_hot_and_anneals_temperature() -> None:
 
     method = Gdas()
     gen = torch.Generator().manual_seed(0)
-    state = method.init_arch_state((6, 5), gen)
+    state = method.init_arch_state(get_space("tss"), gen)
     w = method.edge_weights(state, training=True, generator=gen)
     assert torch.equal(w.detach().sum(dim=1), torch.ones(6))
     assert torch.equal((w.detach() == 1).sum(dim=1), torch.ones(6, dtype=torch.long))

@@ -1,4 +1,4 @@
-"""Ground truth, selection quality, stratified samples, rank correlation, paired comparison."""
+"""Ground truth, selection quality, stratified samples, rank correlation."""
 
 from __future__ import annotations
 
@@ -9,21 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import ConfigError
+from harness.errors import BenchmarkQueryError, ConfigError
+from harness.spaces import get_space
 from harness.spaces import tss as space
 from harness.supernet.quality import (
     GroundTruth,
     arch_quality,
-    compare_selections,
-    comparison_markdown,
     epoch_trajectory,
     ground_truth,
-    one_hot,
     rank_correlation,
     stratified_sample,
     supernet_accuracies,
 )
-from harness.supernet.search import EpochRecord
+from harness.supernet.search import EpochRecord, one_hot
 from harness.supernet.selection import evaluate
 from harness.supernet.testing import tiny_loaders, tiny_supernet
 
@@ -65,8 +63,12 @@ class _FakeStore:
     def metric_all(self, dataset: str, split: str, hp: str, metric: str, seed: Any) -> np.ndarray:
         self.calls.append((dataset, split, hp, metric, seed))
         if split == "x-valid":
-            raise KeyError("no valid block")
+            raise BenchmarkQueryError("no valid block")
         return np.linspace(0, 90, space.NUM_ARCHS).astype(np.float32)
+
+    def cost_all(self, dataset: str, hp: str, field: str) -> np.ndarray:
+        assert (dataset, field) == ("cifar10", "latency")
+        return np.full(space.NUM_ARCHS, 0.002)
 
 
 def test_ground_truth_reads_test_of_the_full_run_and_seed_mean() -> None:
@@ -75,7 +77,8 @@ def test_ground_truth_reads_test_of_the_full_run_and_seed_mean() -> None:
     assert store.calls[0] == ("cifar10", "ori-test", "200", "accuracy", "mean")
     assert store.calls[1][:2] == ("cifar10-valid", "x-valid")
     assert np.isnan(truth.valid).all() and truth.best == pytest.approx(90.0)
-    assert arch_quality(truth, space.NUM_ARCHS - 1).rank == 1
+    quality = arch_quality(truth, space.NUM_ARCHS - 1)
+    assert quality.rank == 1 and quality.latency_ms == pytest.approx(2.0)
 
 
 def test_epoch_trajectory_shows_the_argmax_accuracy() -> None:
@@ -112,7 +115,8 @@ def test_rank_correlation_extremes() -> None:
 
 def test_supernet_accuracies_use_one_hot_weights() -> None:
     torch.set_num_threads(1)
-    assert one_hot(0).sum() == 6 and one_hot(15624).argmax(dim=1).tolist() == list(
+    tss = get_space("tss")
+    assert one_hot(tss, 0).sum() == 6 and one_hot(tss, 15624).argmax(dim=1).tolist() == list(
         space.index_to_ops(15624)
     )
     net = tiny_supernet(0)
@@ -120,29 +124,4 @@ def test_supernet_accuracies_use_one_hot_weights() -> None:
     archs = [0, 123, 15624]
     acc = supernet_accuracies(net, archs, batches)
     assert acc.shape == (3,) and ((acc >= 0) & (acc <= 100)).all()
-    assert acc[1] == evaluate(net, one_hot(123), batches)[0]
-
-
-def _row(key: str, seed: int, selection: str, test: float | None, **extra: Any) -> dict:
-    return {"run_key": key, "method": "darts_v1", "protocol": "tiny-cpu@1", "dataset": "cifar10",
-            "eval_dataset": "cifar10", "seed": seed, "selection": selection, "test_acc": test,
-            "status": "ok", **extra}  # fmt: skip
-
-
-def test_compare_selections_pairs_rows_of_the_same_supernet() -> None:
-    rows = []
-    for seed, (pt, mag) in enumerate([(90.0, 54.0), (88.0, 54.0), (50.0, 60.0), (70.0, 70.0)]):
-        rows += [
-            _row(f"k{seed}", seed, "perturbation", pt),
-            _row(f"k{seed}", seed, "magnitude", mag),
-        ]
-    rows.append(_row("k9", 9, "perturbation", 99.0))  # unpaired: ignored
-    rows.append(_row("k8", 8, "magnitude", None))  # null: ignored
-    (c,) = compare_selections(rows)
-    assert c.n == 4 and c.group == ("darts_v1", "tiny-cpu@1", "cifar10", "cifar10")
-    assert c.mean_difference == pytest.approx((36 + 34 - 10 + 0) / 4)
-    assert c.wins == pytest.approx((1 + 1 + 0 + 0.5) / 4)
-    assert 0 <= c.p_value <= 1 and 0 <= c.probability_of_improvement <= 1
-    text = comparison_markdown([c])
-    assert "| darts_v1 | tiny-cpu@1 | cifar10 | cifar10 | 4 |" in text and "+15.00" in text
-    assert comparison_markdown([]).startswith("_no paired")
+    assert acc[1] == evaluate(net, one_hot(tss, 123), batches)[0]

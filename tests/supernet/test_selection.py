@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from harness.errors import ConfigError
+from harness.spaces import get_space
 from harness.spaces import tss as space
 from harness.supernet import selection
 from harness.supernet.search import (
@@ -45,6 +46,8 @@ class SignalNet(nn.Module):
     """Two classes; only op 3 of edge 2 carries the label signal, op 1 of edge 2 a weaker
     anti-signal: logits = (w[2, 3] - 0.5 w[2, 1]) * s * [-1, 1], s = +-1 from the image."""
 
+    space = get_space("tss")
+
     def __init__(self) -> None:
         super().__init__()
         self.dummy = nn.Parameter(torch.zeros(1))
@@ -74,7 +77,7 @@ def _method_weights() -> np.ndarray:
 
 def test_perturbation_picks_the_op_that_carries_the_signal() -> None:
     weights = _method_weights()
-    magnitude = select_magnitude(weights)
+    magnitude = select_magnitude(weights, get_space("tss"))
     assert space.index_to_ops(magnitude.arch_index)[SIGNAL_EDGE] == DECOY_OP
     config = PerturbationConfig()
     result = select_perturbation(
@@ -84,7 +87,7 @@ def test_perturbation_picks_the_op_that_carries_the_signal() -> None:
     assert ops[SIGNAL_EDGE] == SIGNAL_OP
     # the other edges do not matter: every removal ties and the lowest op id wins
     assert all(o == 0 for e, o in enumerate(ops) if e != SIGNAL_EDGE)
-    signal = next(d for d in result.details["decisions"] if d["edge"] == SIGNAL_EDGE)
+    signal = next(d for d in result.details["decisions"] if d["row"] == SIGNAL_EDGE)
     assert signal["scores"][SIGNAL_OP] < 50 < signal["scores"][DECOY_OP]
     assert result.config == dataclasses.asdict(config) and result.selector == "perturbation"
     assert sorted(result.details["order"]) == list(range(6))
@@ -188,7 +191,7 @@ def test_perturbation_tuning_keeps_training_alpha_with_decided_edges_projected()
         assert not torch.equal(start[undecided], end[undecided])  # alpha keeps training
     assert not torch.equal(alpha0, alpha)
     assert list(space.index_to_ops(chosen.arch_index)) == [
-        next(d["op"] for d in decisions if d["edge"] == e) for e in range(6)
+        next(d["choice"] for d in decisions if d["row"] == e) for e in range(6)
     ]
     with pytest.raises(ConfigError, match="tuning=ArchTuning"):
         select_perturbation(net, alpha, valid, config, np.random.default_rng(0), train)

@@ -12,9 +12,9 @@ import torch
 
 from harness.bench.names import TASKS
 from harness.errors import ConfigError
+from harness.oneshot.cell import Runtime, TruthSet, build_supernet, run_cell
 from harness.spaces import tss as space
 from harness.supernet.cards import SUPERNET_CARDS, SupernetCard, get_card
-from harness.supernet.experiment import Runtime, TruthSet, build_supernet, run_cell
 from harness.supernet.quality import GroundTruth
 from methods.darts import DartsConfig
 from methods.gaea import GaeaConfig

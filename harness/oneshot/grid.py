@@ -18,10 +18,10 @@ from typing import Any
 
 from harness.errors import ConfigError, unknown
 from harness.grid import canonical_json, parse_seeds
+from harness.oneshot.cell import SELECTIONS
 from harness.paths import shared_data_dir
 from harness.registry import method_kind, method_names
 from harness.supernet.cards import SupernetCard, get_card
-from harness.supernet.experiment import SELECTIONS
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ cell that lacks a selection rule asked for now is run again with the union of th
 search is deterministic, so its rows only gain the new rule). Cells run one after another by
 default (GPU work); ``jobs > 1`` runs them in joblib (loky) processes.
 
-Each cell runs through :func:`harness.supernet.experiment.run_cell`, which owns the cell's
+Each cell runs through :func:`harness.oneshot.cell.run_cell`, which owns the cell's
 random streams; ground truth comes from a benchmark store (:func:`quality.ground_truth`).
 ``data="synthetic"`` replaces the card's images with a few synthetic ones (smoke runs, tests);
 such runs and their reports are labelled synthetic.
@@ -43,18 +43,18 @@ from harness import results, runner
 from harness.bench.store import Store
 from harness.errors import ConfigError, HarnessError, unknown
 from harness.grid import canonical_json
-from harness.paths import harness_home
-from harness.registry import get_method
-from harness.supernet.cards import SupernetCard
-from harness.supernet.compiled import check_compile_mode
-from harness.supernet.experiment import SELECTIONS, Runtime, TruthSet, run_cell
-from harness.supernet.sweep_grid import (
+from harness.oneshot.cell import SELECTIONS, Runtime, TruthSet, run_cell
+from harness.oneshot.grid import (
     DATA_MODES,
     SupernetGrid,
     effective_card,
     jpeg_archive,
     load_supernet_grid,
 )
+from harness.paths import harness_home
+from harness.registry import get_method
+from harness.supernet.cards import SupernetCard
+from harness.supernet.compiled import check_compile_mode
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ SUPERNET_RUN_COLUMNS: dict[str, str] = {
     "backward_passes": "Int64", "kendall_tau": "float64", "spearman_rho": "float64",
     "selection_config": "string", "selection_seconds": "float64",
     "selection_forward_passes": "Int64", "selection_backward_passes": "Int64",
-    "image_checksum": "string",
+    "regret_at_flops": "float64", "params_mb": "float64", "flop_m": "float64",
+    "latency_ms": "float64", "truth_note": "string", "image_checksum": "string",
     "card": "string", "search_config": "string", "data": "string",
 }
 TRAJECTORY_COLUMNS: dict[str, str] = {
@@ -169,14 +170,19 @@ class CellSpec:
     @property
     def key(self) -> str:
         """First 16 hex digits of the SHA-256 of the cell's identity and its data."""
-        ident = [self.method, self.config, "tss", self.task, self.card.to_dict(), self.seed,
-                 self.data_checksum, self.images]  # fmt: skip
+        ident = [self.method, self.config, self.card.space, self.task, self.card.to_dict(),
+                 self.seed, self.data_checksum, self.images]  # fmt: skip
         return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:16]
 
 
 def _full_config(name: str, overrides: str, card: SupernetCard) -> str:
     cls = get_method(name, "supernet")
-    values = {**card.method_overrides(cls.Config), **json.loads(overrides)}
+    if card.space not in cls.spaces:
+        raise ConfigError(
+            f"supernet method {name!r} searches the {'/'.join(cls.spaces)} space only; card "
+            f"{card.key} searches {card.space}"
+        )
+    values = {**card.method_overrides(cls.Config, name), **json.loads(overrides)}
     allowed = [f.name for f in dataclasses.fields(cls.Config)]
     for key in values:
         if key not in allowed:
@@ -209,8 +215,8 @@ def plan_cells(
 
 def _record(spec: CellSpec, rows: Iterable[Mapping[str, Any]], traj: list[dict[str, Any]],
             ) -> results.RunRecord:  # fmt: skip
-    entropy = canonical_json({"seed": spec.seed, "cell": [spec.method, spec.config, "tss",
-                              spec.task, spec.card.key]})  # fmt: skip
+    entropy = canonical_json({"seed": spec.seed, "cell": [spec.method, spec.config,
+                              spec.card.space, spec.task, spec.card.key]})  # fmt: skip
     fixed = {"run_key": spec.key, "protocol": spec.protocol, "budget": None,
              "rng_entropy": entropy, "synthetic": spec.synthetic}  # fmt: skip
     out = tuple({**dict.fromkeys(SUPERNET_RUN_COLUMNS), **row, **fixed} for row in rows)
@@ -230,7 +236,7 @@ def run_supernet_cell(spec: CellSpec, truth: TruthSet, runtime: Runtime) -> resu
     except Exception as err:  # one broken cell must not end a long GPU sweep
         logger.warning("cell %s (%s, %s, seed %d) failed: %r", spec.key, spec.method,
                        spec.task, spec.seed, err)  # fmt: skip
-        base = {"method": spec.method, "config": spec.config, "space": "tss",
+        base = {"method": spec.method, "config": spec.config, "space": spec.card.space,
                 "dataset": spec.task, "seed": spec.seed, "status": "failed",
                 "error": f"{type(err).__name__}: {err}", "data_checksum": spec.data_checksum,
                 "card": canonical_json(spec.card.to_dict())}  # fmt: skip
@@ -250,12 +256,30 @@ def _check_device(device: str) -> None:
         raise ConfigError(unknown("device", device, ("cpu", "cuda")))
 
 
-def _truth(store: Store, card: SupernetCard, tasks: Sequence[str]) -> TruthSet:
+def _truth(
+    store: Store | str | Path | None, card: SupernetCard, tasks: Sequence[str]
+) -> tuple[TruthSet, Store | None]:
+    """The ground truth of the card's eval tasks and the store it came from. With no store
+    given and none imported for the card's space, a truth without accuracies (costs only) that
+    says so: selection quality is then reported as missing, never invented."""
     evals = list(dict.fromkeys(e for t in tasks for e in card.eval_tasks(t)))
+    if store is None:
+        try:
+            store = runner.default_store(card.space)
+        except ConfigError as err:
+            reason = f"no ground truth: {err}"
+            logger.warning("%s; selection quality columns stay empty", reason)
+            return TruthSet.without_truth(card.space, evals, card.report_hp, reason), None
+    data = runner.open_data(store, card.space)
+    if data.space_name != card.space:
+        raise ConfigError(
+            f"store {data.path.name} holds the {data.space_name} space; card {card.key} "
+            f"searches {card.space}"
+        )
     try:
-        return TruthSet.from_store(store, evals, card.report_hp)
+        return TruthSet.from_store(data, evals, card.report_hp), data
     except HarnessError as err:
-        raise ConfigError(f"store {store.path.name} cannot give the ground truth: {err}") from None
+        raise ConfigError(f"store {data.path.name} cannot give the ground truth: {err}") from None
 
 
 def _todo(cells: list[CellSpec], done: Mapping[str, set[str]]) -> list[CellSpec]:
@@ -271,15 +295,18 @@ def _todo(cells: list[CellSpec], done: Mapping[str, set[str]]) -> list[CellSpec]
     return sorted(todo, key=lambda c: (c.task, c.method, c.config, c.seed))
 
 
-def _manifest(store: Store, card: SupernetCard, label: str, images: str, device: str,
-              synthetic: bool) -> dict[str, Any]:  # fmt: skip
+def _manifest(store: Store | None, truth: TruthSet, card: SupernetCard, label: str,
+              images: str, device: str, synthetic: bool) -> dict[str, Any]:  # fmt: skip
+    data: dict[str, Any] = {"checksum": truth.checksum, "space": card.space, "images": images}
+    if store is not None:
+        data.update(store=store.path.name, source=store.source, synthetic=store.synthetic,
+                    created=store.manifest.get("created"))  # fmt: skip
+    else:
+        data.update(store=None, synthetic=False, missing=truth.missing)
     return {
         "kind": "supernet", "git": results.git_commit(), "packages": results.package_versions(),
-        "machine": results.machine_info(device),
-        "data": {"checksum": store.checksum, "store": store.path.name, "source": store.source,
-                 "synthetic": store.synthetic, "space": store.space_name, "images": images,
-                 "created": store.manifest.get("created")},
-        "synthetic": synthetic, "protocols": {label: card.to_dict()},
+        "machine": results.machine_info(device), "data": data, "synthetic": synthetic,
+        "protocols": {label: card.to_dict()},
     }  # fmt: skip
 
 
@@ -302,8 +329,9 @@ def run_supernet_sweep(
     """Run every unfinished cell of ``grid`` into ``out``; all input is checked first.
 
     Args:
-        store: ground truth (a Store, a store name or path; None: the runner's default tss
-            store, ``tss-official`` else ``tss-public``).
+        store: ground truth (a Store, a store name or path; None: the runner's default store
+            of the card's space, ``<space>-official`` else ``<space>-public``; when neither is
+            imported, the cells run without ground truth and their rows say why).
         device: ``cpu`` or ``cuda``; ``jobs``: cells at once (1: one after another).
         images: the CIFAR-10 JPEG archive (default: the shared one; unused for synthetic data);
             ``cache_dir``: where decoded images are cached (default ``$HARNESS_HOME/images``).
@@ -317,7 +345,6 @@ def run_supernet_sweep(
         raise ConfigError(f"jobs must be an int >= 1, got {jobs!r}")
     _check_device(device)
     check_compile_mode(compile)
-    data = runner.open_data(store, "tss")
     card, label = effective_card(grid)
     archive = None
     if card.data != "synthetic":
@@ -325,16 +352,16 @@ def run_supernet_sweep(
         if not archive.is_file():
             raise ConfigError(f"image archive {archive} does not exist")
     source = _image_source(card, archive)
-    truth = _truth(data, card, grid.tasks)
+    truth, data = _truth(store, card, grid.tasks)
     cells = plan_cells(grid, card, label, truth, source)
     target = SupernetResultsDir(out)
-    target.check_binding(data.checksum, data.path.name)
+    target.check_binding(truth.checksum, "" if data is None else data.path.name)
     target.check_sources(source)
     started, t0 = results.now(), time.perf_counter()
     target.prepare()
     todo = _todo(cells, target.finished_selections())
     synthetic = truth.synthetic or card.data == "synthetic"
-    target.update_manifest(_manifest(data, card, label, source, device, synthetic))
+    target.update_manifest(_manifest(data, truth, card, label, source, device, synthetic))
     runtime = Runtime(
         device=device, bf16=bf16, channels_last=channels_last, compile=compile,
         cuda_graph=cuda_graph,

@@ -15,9 +15,11 @@ checkpoint (``<run key>.search.pt``), the perturbation selection from its checkp
 last edge decision (``<run key>.select.pt``).
 
 All randomness comes from one ``numpy.random.SeedSequence`` per run, spawned into streams for
-the data (loader order and augmentation), the supernet's initial weights, the method and the
-selection. The weight/architecture split of the CIFAR-10 images and the synthetic images are
-fixed (drawn from constants), so runs differ only in what the seed should change.
+the data (loader order and augmentation), the supernet's initial weights, the method, and each
+selection rule that draws (perturbation: the row order; top-K: its sample), so that asking for
+one more rule never changes what another rule chooses. The weight/architecture split of the
+CIFAR-10 images and the synthetic images are fixed (drawn from constants), so runs differ only
+in what the seed should change.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ from harness.data import (
     torch_generator,
 )
 from harness.errors import ConfigError, unknown
-from harness.protocol import get_method
+from harness.registry import get_method
+from harness.spaces import get_space
 from harness.supernet.cards import SupernetCard, get_card
 from harness.supernet.checkpoint import state_out
 from harness.supernet.compiled import dense_forward
@@ -69,7 +72,6 @@ from harness.supernet.selection import (
     select_perturbation,
     select_topk,
 )
-from harness.supernet.tss import TssSuperNet
 
 if TYPE_CHECKING:
     from harness.bench.store import Store
@@ -101,11 +103,13 @@ def _canonical(obj: Any) -> str:
 # --------------------------------------------------------------------------- ground truth
 @dataclass(frozen=True)
 class TruthSet:
-    """Ground truth per eval task, with the digest and synthetic flag of where it came from."""
+    """Ground truth per eval task, with the digest and synthetic flag of where it came from.
+    ``missing``: why there is no ground truth (then every truth holds costs only)."""
 
     truths: Mapping[str, GroundTruth]
     checksum: str
     synthetic: bool
+    missing: str | None = None
 
     @staticmethod
     def from_store(store: Store, tasks: Sequence[str], hp: str) -> TruthSet:
@@ -121,6 +125,12 @@ class TruthSet:
             digest.update(np.ascontiguousarray(truths[task].test).tobytes())
             digest.update(np.ascontiguousarray(truths[task].valid).tobytes())
         return TruthSet(dict(truths), "arrays:" + digest.hexdigest()[:16], synthetic)
+
+    @staticmethod
+    def without_truth(space: str, tasks: Sequence[str], hp: str, reason: str) -> TruthSet:
+        """No accuracies known (``reason`` says why); each task keeps the closed-form costs."""
+        truths = {t: GroundTruth.missing_truth(space, t, hp, reason) for t in tasks}
+        return TruthSet(truths, f"none:{space}", False, reason)
 
     def get(self, task: str) -> GroundTruth:
         if task not in self.truths:
@@ -220,11 +230,13 @@ def make_search_data(
     return SearchData(train, arch_loader, evaluation, weights.num_classes, checksum, record)
 
 
-def build_supernet(card: SupernetCard, num_classes: int, generator: torch.Generator) -> TssSuperNet:
-    """The card's supernet with PyTorch's default initialisation drawn from ``generator``
-    (built on the meta device first, so the global generator is never touched)."""
+def build_supernet(
+    card: SupernetCard, num_classes: int, generator: torch.Generator
+) -> torch.nn.Module:
+    """The card's supernet (its space's) with PyTorch's default initialisation drawn from
+    ``generator`` (built on the meta device first, so the global generator is never touched)."""
     with torch.device("meta"):
-        net = TssSuperNet(**card.supernet_kwargs(num_classes))
+        net = card.supernet_class()(**card.supernet_kwargs(num_classes))
     net = net.to_empty(device="cpu")
     with torch.no_grad():
         for module in net.modules():
@@ -266,28 +278,37 @@ class CellResult:
     selections: dict[str, SelectionResult] = field(default_factory=dict)
 
 
-def _streams(key_parts: list[Any], seed: int) -> list[np.random.Generator]:
+#: The spawned streams of a cell, in spawn order (adding one at the end keeps the others).
+STREAMS: tuple[str, ...] = ("data", "init", "method", "perturbation", "topk")
+
+
+def _streams(key_parts: list[Any], seed: int) -> dict[str, np.random.Generator]:
     digest = hashlib.sha256(_canonical(key_parts).encode()).digest()
     entropy = [seed, *(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))]
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(4)]
+    children = np.random.SeedSequence(entropy).spawn(len(STREAMS))
+    return {name: np.random.default_rng(s) for name, s in zip(STREAMS, children, strict=True)}
 
 
 def _select(
-    names_: Sequence[str], net: TssSuperNet, result: SearchResult, method: SupernetMethod,
-    data: SearchData, card: SupernetCard, rng: np.random.Generator, runtime: Runtime,
-    progress: ProgressLog, checkpoint: Path | None,
+    names_: Sequence[str], net: torch.nn.Module, result: SearchResult, method: SupernetMethod,
+    data: SearchData, card: SupernetCard, rngs: Mapping[str, np.random.Generator],
+    runtime: Runtime, progress: ProgressLog, checkpoint: Path | None,
 ) -> tuple[dict[str, SelectionResult], dict[str, float]]:  # fmt: skip
     """Apply the selection rules to the trained ``net`` (perturbation last, on copies of the
     supernet and the method's state, which its tuning changes; resumable from
-    ``checkpoint``). Perturbation's seconds add up its resumed parts."""
+    ``checkpoint``); each rule that draws has its own stream in ``rngs``. Perturbation's
+    seconds add up its resumed parts."""
     out: dict[str, SelectionResult] = {}
     seconds: dict[str, float] = {}
+    space = get_space(card.space)
     for name in sorted(names_, key=lambda n: n == "perturbation"):
         began = time.perf_counter()
         if name == "magnitude":
-            out[name] = select_magnitude(result.arch_weights)
+            out[name] = select_magnitude(result.arch_weights, space)
         elif name == "topk":
-            out[name] = select_topk(net, data.eval, card.topk_config(), rng, result.arch_weights)
+            out[name] = select_topk(
+                net, data.eval, card.topk_config(), rngs["topk"], result.arch_weights
+            )
         else:
             steps = min(len(data.train), card.max_steps_per_epoch or len(data.train))
             config = card.perturbation_config(steps)
@@ -297,12 +318,13 @@ def _select(
             forward = None if runtime.compile is None else dense_forward(tuned, runtime.compile)
             arch = data.train if method.arch_split == "train" else data.arch
             tuning = ArchTuning(
-                method, arch_state, method_state, arch, torch_generator(rng), runtime.compile,
+                method, arch_state, method_state, arch, torch_generator(rngs["perturbation"]),
+                runtime.compile,
                 runtime.bf16, runtime.cuda_graph,
             )  # fmt: skip
             out[name] = select_perturbation(
-                tuned, result.arch_weights, data.eval, config, rng, data.train, forward, tuning,
-                progress, checkpoint,
+                tuned, result.arch_weights, data.eval, config, rngs["perturbation"], data.train,
+                forward, tuning, progress, checkpoint,
             )  # fmt: skip
         seconds[name] = out[name].details.get("seconds", time.perf_counter() - began)
         line = f"selection {name} -> {out[name].arch} in {seconds[name]:.1f} s"
@@ -312,9 +334,11 @@ def _select(
 
 
 def _correlation(
-    net: TssSuperNet, data: SearchData, card: SupernetCard, truth: GroundTruth,
+    net: torch.nn.Module, data: SearchData, card: SupernetCard, truth: GroundTruth,
     sample: np.ndarray | None,
 ) -> tuple[float | None, float | None]:  # fmt: skip
+    if truth.missing is not None:
+        return None, None
     if sample is None:
         gen = np.random.default_rng(SAMPLE_ENTROPY)
         sample = stratified_sample(truth.test, card.rank_sample, card.rank_bins, gen)
@@ -354,7 +378,7 @@ def run_cell(
     if bad or not selections:
         raise ConfigError(unknown("selection rule", bad[0] if bad else "", SELECTIONS))
     cls = get_method(method, "supernet")
-    values = {**card.method_overrides(cls.Config), **dict(overrides or {})}
+    values = {**card.method_overrides(cls.Config, method), **dict(overrides or {})}
     allowed = [f.name for f in dataclasses.fields(cls.Config)]
     for key in values:
         if key not in allowed:
@@ -362,11 +386,11 @@ def run_cell(
     instance = cls(cls.Config(**values))
     config = _canonical(dataclasses.asdict(instance.config))
     eval_tasks = card.eval_tasks(task)
-    key_parts = [method, config, "tss", task, card.key, seed]
+    key_parts = [method, config, card.space, task, card.key, seed]
     key = hashlib.sha256(_canonical([*key_parts, truth.checksum]).encode()).hexdigest()[:16]
-    data_rng, init_rng, method_rng, select_rng = _streams(key_parts, seed)
-    data = make_search_data(card, task, data_rng, runtime)
-    net = build_supernet(card, data.num_classes, torch_generator(init_rng))
+    rngs = _streams(key_parts, seed)
+    data = make_search_data(card, task, rngs["data"], runtime)
+    net = build_supernet(card, data.num_classes, torch_generator(rngs["init"]))
     if runtime.channels_last:
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     workdir = Path(runtime.workdir) if runtime.workdir is not None else None
@@ -381,7 +405,7 @@ def run_cell(
         runtime.device, runtime.bf16, runtime.compile, runtime.cuda_graph
     )
     result = run_supernet_search(
-        instance, net, data.train, data.arch, search_config, method_rng,
+        instance, net, data.train, data.arch, search_config, rngs["method"],
         checkpoint=None if workdir is None else workdir / f"{key}.search.pt", progress=progress,
     )  # fmt: skip
     progress(f"search done: {result.ledger.epochs} epochs, {result.ledger.device_seconds:.1f} s")
@@ -396,17 +420,18 @@ def run_cell(
     tau, rho = _correlation(net, data, card, truth.get(task), rank_sample)
     progress(f"rank correlation: tau {tau}, rho {rho} in {time.perf_counter() - began:.1f} s")
     chosen, seconds = _select(
-        selections, net, result, instance, data, card, select_rng, runtime, progress,
+        selections, net, result, instance, data, card, rngs, runtime, progress,
         None if workdir is None else workdir / f"{key}.select.pt",
     )  # fmt: skip
     wall = time.perf_counter() - started
     base = {
-        "run_key": key, "method": method, "config": config, "space": "tss", "dataset": task,
+        "run_key": key, "method": method, "config": config, "space": card.space, "dataset": task,
         "protocol": card.key, "seed": seed, "sim_seconds": None, "queries": None,
         "distinct_archs": None, "wall_seconds": wall,
         "device_seconds": result.ledger.device_seconds, "status": "ok", "error": None,
         "synthetic": truth.synthetic or card.data == "synthetic",
-        "data_checksum": truth.checksum, "image_checksum": data.checksum,
+        "data_checksum": truth.checksum, "truth_note": truth.missing,
+        "image_checksum": data.checksum,
         "epochs": result.ledger.epochs, "forward_passes": result.ledger.forward_passes,
         "backward_passes": result.ledger.backward_passes, "kendall_tau": tau,
         "spearman_rho": rho, "card": _canonical(card.to_dict()),

@@ -14,8 +14,8 @@ import pytest
 from harness import runner
 from harness.bench.store import Store, open_store
 from harness.errors import ConfigError
-from harness.supernet import sweep
-from harness.supernet.sweep_report import (
+from harness.oneshot import sweep
+from harness.report.supernet import (
     collapse_curve_data,
     rank_correlation_data,
     selection_markdown,
@@ -83,6 +83,24 @@ def test_cell_keys_cover_card_data_and_images(tiny_store: Store) -> None:
     assert json.loads(cell.config)["order"] == 1 and json.loads(cell.config)["arch_lr"] == 3e-4
     with pytest.raises(ConfigError, match="hyperparameter of darts_v1"):
         sweep.plan_cells(_grid(methods=[{"name": "darts_v1", "eg_lr": 1}]), card, label, truth, "s")
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+
+
+def test_committed_topology_cells_keep_their_run_keys() -> None:
+    """Cards made before the size space keep their run keys (the card dict, the space in the
+    key): re-planning the committed cpu-cifar10 sweep gives the keys of its rows."""
+    runs = pd.read_parquet(RESULTS / "cpu-cifar10" / "runs.parquet")
+    manifest = json.loads((RESULTS / "cpu-cifar10" / "manifest.json").read_text())
+    grid = sweep.load_supernet_grid(
+        "darts_v1,fixed_alpha,gaea", "cpu-cifar10", "0-2", "cifar10", "magnitude,perturbation"
+    )
+    card, label = sweep.effective_card(grid)
+    assert label == manifest["sweeps"][0]["protocol"] == "cpu-cifar10@2"
+    truth = sweep.TruthSet({}, manifest["data"]["checksum"], False)
+    cells = sweep.plan_cells(grid, card, label, truth, manifest["data"]["images"])
+    assert sorted(c.key for c in cells) == sorted(runs["run_key"].unique())
 
 
 # --------------------------------------------------------------------------- sweeps

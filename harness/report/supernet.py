@@ -1,11 +1,11 @@
 """Reports of supernet sweeps: leaderboard per method+selection, paired selection tests, figures.
 
-:func:`write_supernet_report` turns the tables of a :mod:`harness.supernet.sweep` directory into
+:func:`write_supernet_report` turns the tables of a :mod:`harness.oneshot.sweep` directory into
 
 * ``leaderboard.md`` / ``leaderboard.tex`` (via :func:`harness.report.write_report`): test
   accuracy of the selected architecture, one row per ``method+selection`` label;
 * ``selection.md``: each selection rule against ``magnitude`` on the same supernets, paired by
-  run (:func:`~harness.supernet.quality.compare_selections`);
+  run (:func:`compare_selections`);
 * ``collapse_<eval task>.png``: true test accuracy of the per-epoch argmax architecture, one
   line per method (mean over seeds) with the min-max band over seeds;
 * ``kendall_tau.png``: Kendall tau of the supernet ranking, one value per run, per method
@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,19 +33,22 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from harness import results
+from harness import results, stats
 from harness.errors import ConfigError, unknown
 from harness.report import plots, write_report
 from harness.report.leaderboard import require_columns, settings
 from harness.report.plots import new_axes
 from harness.report.style import method_style
-from harness.supernet.quality import compare_selections, comparison_markdown
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "COMPARISON_GROUP",
     "CollapseCurveData",
+    "PairedComparison",
     "collapse_curve_data",
+    "compare_selections",
+    "comparison_markdown",
     "plot_collapse_curves",
     "plot_rank_correlation",
     "rank_correlation_data",
@@ -146,6 +150,101 @@ def plot_rank_correlation(data: plots.DistributionData, ax: Axes | None = None) 
     ax.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_ylim(-1.05, 1.05)
     return ax
+
+
+# --------------------------------------------------------------------------- paired comparison
+@dataclass(frozen=True)
+class PairedComparison:
+    """Selection rule ``a`` vs ``b`` on the same supernets (seed-paired) for one group.
+
+    ``mean_a`` / ``mean_b``: mean ``metric`` over the ``n`` paired seeds; ``mean_difference``:
+    mean of a - b; ``wins``: share of seeds where a is better (ties one half);
+    ``probability_of_improvement``: P(a > b) over all seed pairs (harness.stats);
+    ``statistic`` / ``p_value``: two-sided Wilcoxon signed-rank test of the pairs.
+    """
+
+    group: tuple[str, ...]
+    a: str
+    b: str
+    metric: str
+    n: int
+    mean_a: float
+    mean_b: float
+    mean_difference: float
+    wins: float
+    probability_of_improvement: float
+    statistic: float
+    p_value: float
+
+
+COMPARISON_GROUP: tuple[str, ...] = ("method", "protocol", "dataset", "eval_dataset")
+
+
+def compare_selections(
+    rows: Iterable[Mapping[str, Any]],
+    a: str = "perturbation",
+    b: str = "magnitude",
+    metric: str = "test_acc",
+    group: Sequence[str] = COMPARISON_GROUP,
+) -> list[PairedComparison]:
+    """Pair rows of selection ``a`` and ``b`` that share a ``run_key`` (the same supernet) and
+    an eval task, within each ``group``; rows with a null ``metric`` or status other than
+    ``ok`` are left out. Higher ``metric`` is better (test accuracy)."""
+    paired: dict[tuple[str, ...], dict[tuple[Any, Any], dict[str, float]]] = {}
+    for row in rows:
+        value = row.get(metric)
+        if row.get("status", "ok") != "ok" or value is None or row["selection"] not in (a, b):
+            continue
+        if isinstance(value, float) and math.isnan(value):
+            continue
+        ident = tuple(str(row[g]) for g in group)
+        cell = paired.setdefault(ident, {}).setdefault((row["run_key"], row["eval_dataset"]), {})
+        cell[row["selection"]] = float(value)
+    out = []
+    for ident, cells in sorted(paired.items()):
+        both = [(c[a], c[b]) for c in cells.values() if a in c and b in c]
+        if not both:
+            continue
+        x, y = np.array([p[0] for p in both]), np.array([p[1] for p in both])
+        test = stats.wilcoxon(x, y)
+        wins = float(np.mean((x > y) + 0.5 * (x == y)))
+        poi = stats.probability_of_improvement(x[:, None], y[:, None])
+        out.append(
+            PairedComparison(
+                ident,
+                a,
+                b,
+                metric,
+                len(both),
+                float(x.mean()),
+                float(y.mean()),
+                float((x - y).mean()),
+                wins,
+                poi,
+                test.statistic,
+                test.p_value,
+            )
+        )
+    return out
+
+
+def comparison_markdown(comparisons: Sequence[PairedComparison]) -> str:
+    """A Markdown table of :func:`compare_selections`' output (numbers formatted only)."""
+    if not comparisons:
+        return "_no paired runs_\n"
+    first = comparisons[0]
+    head = [*COMPARISON_GROUP[: len(first.group)], "n", f"{first.a}", f"{first.b}"]
+    head += ["mean diff", "wins", "P(a>b)", "Wilcoxon p"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in comparisons:
+        cells = [*c.group, str(c.n), f"{c.mean_a:.2f}", f"{c.mean_b:.2f}"]
+        cells += [f"{c.mean_difference:+.2f}", f"{c.wins:.2f}"]
+        cells += [f"{c.probability_of_improvement:.2f}", f"{c.p_value:.3g}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    note = (
+        f"\n{first.metric}: selection `{first.a}` (a) vs `{first.b}` (b) on the same supernets.\n"
+    )
+    return "\n".join(lines) + "\n" + note
 
 
 # --------------------------------------------------------------------------- selection tests
