@@ -14,12 +14,16 @@ import torch
 from harness.checks import check_method, check_supernet_method
 from harness.errors import ConfigError
 from harness.protocol import get_method, make_method, method_kind, method_names
+from harness.spaces import Space
 from harness.supernet.search import Batch, StepContext, SupernetMethod
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-SUPERNET = ("darts_v1", "darts_v2", "drnas", "fixed_alpha", "gaea", "gdas", "rarts")
+SUPERNET = (
+    "darts_v1", "darts_v2", "dnal", "drnas", "fbnet_v2", "fixed_alpha", "gaea", "gdas", "rarts",
+    "tas", "tunas",
+)  # fmt: skip
 
 
 def test_supernet_methods_are_registered_by_kind() -> None:
@@ -78,8 +82,8 @@ class _Base(SupernetMethod):
     name: ClassVar[str] = "broken-base"
     Config: ClassVar[type] = _Cfg
 
-    def init_arch_state(self, shape: tuple[int, int], generator: torch.Generator) -> dict:
-        return {"alpha": torch.randn(shape, generator=generator).requires_grad_(True)}
+    def init_arch_state(self, space: Space, generator: torch.Generator) -> dict:
+        return {"alpha": torch.randn(space.shape, generator=generator).requires_grad_(True)}
 
     def edge_weights(
         self, state: dict[str, torch.Tensor], *, training: bool, generator: torch.Generator
@@ -100,13 +104,13 @@ class _Base(SupernetMethod):
 
 
 class _GlobalRng(_Base):
-    def init_arch_state(self, shape: tuple[int, int], generator: torch.Generator) -> dict:
-        return {"alpha": torch.randn(shape).requires_grad_(True)}
+    def init_arch_state(self, space: Space, generator: torch.Generator) -> dict:
+        return {"alpha": torch.randn(space.shape).requires_grad_(True)}
 
 
 class _Constant(_Base):
-    def init_arch_state(self, shape: tuple[int, int], generator: torch.Generator) -> dict:
-        return {"alpha": torch.zeros(shape).requires_grad_(True)}
+    def init_arch_state(self, space: Space, generator: torch.Generator) -> dict:
+        return {"alpha": torch.zeros(space.shape).requires_grad_(True)}
 
     def arch_step(self, ctx: StepContext, train_batch: Batch, arch_batch: Batch) -> None:
         return None

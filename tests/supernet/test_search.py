@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from harness.errors import ConfigError
 from harness.protocol import CostLedger
+from harness.spaces import get_space
 from harness.supernet.search import (
     SearchConfig,
     SearchResult,
@@ -19,20 +21,25 @@ from harness.supernet.search import (
     run_supernet_search,
 )
 from harness.supernet.testing import tiny_config, tiny_loaders, tiny_supernet
-from harness.supernet.tss import TssSuperNet
 from methods.darts import Darts, DartsConfig
+from methods.dnal import Dnal, DnalConfig
 from methods.drnas import Drnas
+from methods.fbnet_v2 import FbnetV2
 from methods.gaea import Gaea
 from methods.gdas import Gdas
 from methods.rarts import Rarts
+from methods.tas import Tas
+from methods.tunas import Tunas
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _run(method: SupernetMethod, seed: int = 0, **kwargs: Any) -> tuple[SearchResult, TssSuperNet]:
+def _run(
+    method: SupernetMethod, seed: int = 0, space: str = "tss", **kwargs: Any
+) -> tuple[SearchResult, nn.Module]:
     train, valid = tiny_loaders(seed)
     config = kwargs.pop("config", tiny_config())
-    net = tiny_supernet(seed)
+    net = tiny_supernet(seed, space=space)
     result = run_supernet_search(
         method, net, train, valid, config, np.random.default_rng(seed), **kwargs
     )
@@ -50,16 +57,23 @@ def test_same_seed_same_trajectory_different_seed_differs() -> None:
 
 
 @pytest.mark.parametrize(
-    "method", [Darts(), Darts(DartsConfig(order=2)), Gaea(), Rarts(), Gdas(), Drnas()]
-)
-def test_kill_and_resume_is_bit_identical(method: SupernetMethod, tmp_path: Path) -> None:
+    ("method", "space"),
+    [(Darts(), "tss"), (Darts(DartsConfig(order=2)), "tss"), (Gaea(), "tss"), (Rarts(), "tss"),
+     (Gdas(), "tss"), (Drnas(), "tss"), (Darts(), "sss"), (Gaea(), "sss"), (Rarts(), "sss"),
+     (Tas(), "sss"), (FbnetV2(), "sss"), (Tunas(), "sss"),
+     (Dnal(DnalConfig(arch_epochs=2)), "sss")],
+)  # fmt: skip
+def test_kill_and_resume_is_bit_identical(
+    method: SupernetMethod, space: str, tmp_path: Path
+) -> None:
+    # 3 epochs: the NATS channel searches warm up in epoch 0; DNAL turns to its gates at 1
     config = tiny_config(epochs=3, max_steps_per_epoch=2)
-    full, full_net = _run(method, seed=5, config=config)
+    full, full_net = _run(method, seed=5, space=space, config=config)
     ckpt = tmp_path / "search.pt"
-    part, _ = _run(method, seed=5, config=config, checkpoint=ckpt, stop_after_epoch=0)
+    part, _ = _run(method, seed=5, space=space, config=config, checkpoint=ckpt, stop_after_epoch=0)
     assert not part.complete and len(part.history) == 1 and ckpt.exists()
     # a fresh process: new supernet, loaders and rng from the same seeds, then resume
-    resumed, resumed_net = _run(method, seed=5, config=config, checkpoint=ckpt)
+    resumed, resumed_net = _run(method, seed=5, space=space, config=config, checkpoint=ckpt)
     assert resumed.complete and full.complete
     assert np.array_equal(full.arch_weights, resumed.arch_weights)
     assert [r.arch_index for r in full.history] == [r.arch_index for r in resumed.history]
@@ -86,7 +100,7 @@ def test_history_records_argmax_of_final_weights() -> None:
     result, _ = _run(Gaea())
     assert len(result.history) == 2
     assert result.history[-1].arch_index == result.arch_index
-    assert result.arch_index == argmax_arch(torch.as_tensor(result.arch_weights))
+    assert result.arch_index == argmax_arch(torch.as_tensor(result.arch_weights), get_space("tss"))
 
 
 def test_cosine_schedule_and_validation() -> None:
