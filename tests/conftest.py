@@ -19,7 +19,7 @@ import pytest
 from harness.bench.store import Store, open_store
 from harness.bench.tidy import import_table
 from harness.paths import shared_data_dir
-from harness.spaces import get_space, tss
+from harness.spaces import get_space, sss, tss
 
 
 def _require_shared() -> bool:
@@ -80,17 +80,19 @@ def tss_public_table(shared_data: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- a tiny benchmark
-def tiny_table(seed: int = 0) -> pd.DataFrame:
-    """A tidy table over the whole tss space: hp-12 fitness (seeds 777, 888) and train/eval
-    times for all three tasks, hp-200 seed-mean valid and test accuracy. Accuracy is a smooth
-    function of the ops, so search beats chance; values depend only on ``seed``."""
+def tiny_table(seed: int = 0, space_name: str = "tss") -> pd.DataFrame:
+    """A tidy table over the whole tss (or sss) space: short-schedule fitness (seeds 777, 888)
+    and train/eval times for all three tasks, long-schedule (hp 200 / 90) seed-mean valid and
+    test accuracy. Accuracy is a smooth function of the choices, so search beats chance;
+    values depend only on ``seed``."""
     rng = np.random.default_rng(seed)
-    space = get_space("tss")
-    ops = space.all_choices().astype(np.int64)  # (n, 6)
-    n = space.num_archs
-    quality = rng.normal(size=(6, 5))[np.arange(6), ops].sum(axis=1)
+    space = get_space(space_name)
+    ops = space.all_choices().astype(np.int64)  # (n, positions)
+    n, (rows, width) = space.num_archs, space.shape
+    long_hp = "200" if space_name == "tss" else "90"
+    quality = rng.normal(size=(rows, width))[np.arange(rows), ops].sum(axis=1)
     quality = (quality - quality.min()) / np.ptp(quality)  # (n,) in [0, 1]
-    cost = 60.0 + rng.uniform(20, 120, size=(6, 5))[np.arange(6), ops].sum(axis=1)
+    cost = 60.0 + rng.uniform(20, 120, size=(rows, width))[np.arange(rows), ops].sum(axis=1)
     parts = []
 
     def add(
@@ -121,11 +123,12 @@ def tiny_table(seed: int = 0) -> pd.DataFrame:
             add(fit_set, "12", "", "train_time_s", cost * rng.uniform(0.97, 1.03, n), s)
             add(fit_set, "12", "x-valid", "eval_time_s", 12 * 2.0 * np.ones(n), s)
         test = top - 20 * (1 - quality) + rng.normal(scale=0.3, size=n)
-        add(fit_set, "200", "x-valid", "accuracy", test - 2.5, np.nan)
-        add(task, "200", "ori-test" if task == "cifar10" else "x-test", "accuracy", test, np.nan)
+        add(fit_set, long_hp, "x-valid", "accuracy", test - 2.5, np.nan)
+        add(task, long_hp, "ori-test" if task == "cifar10" else "x-test", "accuracy", test, np.nan)
     frame = pd.concat(parts, ignore_index=True)
-    frame["space"] = "tss"
-    frame["arch"] = np.array(tss.all_strings(), dtype=object)[frame["index"]]
+    frame["space"] = space_name
+    strings = tss.all_strings() if space_name == "tss" else sss.all_strings()
+    frame["arch"] = np.array(strings, dtype=object)[frame["index"]]
     frame["seed"] = frame["seed"].astype("Float64")
     frame["source"] = "tiny-test"
     return frame[
@@ -145,11 +148,13 @@ def tiny_table(seed: int = 0) -> pd.DataFrame:
     ]
 
 
-def make_tiny_store(dest: Path, seed: int = 0) -> Store:
+def make_tiny_store(
+    dest: Path, seed: int = 0, space: str = "tss", synthetic: bool = False
+) -> Store:
     """Write :func:`tiny_table` and import it as a store at ``dest``."""
     table = dest.parent / f"{dest.name}.parquet"
-    tiny_table(seed).to_parquet(table, index=False)
-    return open_store(import_table(table, dest, progress=False))
+    tiny_table(seed, space).to_parquet(table, index=False)
+    return open_store(import_table(table, dest, progress=False, synthetic=synthetic))
 
 
 @pytest.fixture
@@ -165,3 +170,9 @@ def one_torch_thread() -> Iterator[None]:
 def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """One tiny tss store (:func:`tiny_table`, seed 0) per test session."""
     return make_tiny_store(tmp_path_factory.mktemp("stores") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_sss_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """A tiny synthetic sss store (the size space has no public table to test against)."""
+    return make_tiny_store(tmp_path_factory.mktemp("stores") / "tiny-sss", 0, "sss", True)

@@ -6,9 +6,12 @@ method's final weights saved -> every requested selection rule applied to that s
 (magnitude, perturbation, top-K) -> one row per (selection rule, eval task) with the columns of
 the black-box run table plus ``selection``, ``epochs``, ``forward_passes``,
 ``backward_passes``, ``kendall_tau`` and ``spearman_rho`` (the search's cost and rank
-correlation) and ``selection_seconds``, ``selection_forward_passes`` and
-``selection_backward_passes`` (the selection's own cost), and a per-epoch trajectory of the
-argmax architecture's true accuracy.
+correlation), ``selection_seconds``, ``selection_forward_passes`` and
+``selection_backward_passes`` (the selection's own cost), ``supernet_acc`` (the trained
+supernet's one-hot accuracy of the chosen architecture), the chosen architecture's cost
+(``params_mb``, ``flop_m``, ``latency_ms``) and regret at no more FLOPs (``regret_at_flops``),
+and ``truth_note`` (why the accuracies are missing, when no store covers the space); and a
+per-epoch trajectory of the argmax architecture's true accuracy.
 
 With a work directory both long stages resume after a kill: the search from its epoch
 checkpoint (``<run key>.search.pt``), the perturbation selection from its checkpoint after the
@@ -64,7 +67,7 @@ from harness.supernet.quality import (
     stratified_sample,
     supernet_accuracies,
 )
-from harness.supernet.search import SearchResult, SupernetMethod, run_supernet_search
+from harness.supernet.search import Batch, SearchResult, SupernetMethod, run_supernet_search
 from harness.supernet.selection import (
     ArchTuning,
     SelectionResult,
@@ -238,6 +241,9 @@ def build_supernet(
     with torch.device("meta"):
         net = card.supernet_class()(**card.supernet_kwargs(num_classes))
     net = net.to_empty(device="cpu")
+    reset = getattr(net, "reset_constants", None)
+    if reset is not None:
+        reset()  # constant buffers (the size space's masks) are not state: to_empty left garbage
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
@@ -333,6 +339,11 @@ def _select(
     return out, seconds
 
 
+def _rank_batches(data: SearchData, card: SupernetCard) -> list[Batch]:
+    """The validation batches every supernet-estimated accuracy of a cell is measured on."""
+    return [b for _, b in zip(range(card.rank_valid_batches), data.eval, strict=False)]
+
+
 def _correlation(
     net: torch.nn.Module, data: SearchData, card: SupernetCard, truth: GroundTruth,
     sample: np.ndarray | None,
@@ -342,8 +353,7 @@ def _correlation(
     if sample is None:
         gen = np.random.default_rng(SAMPLE_ENTROPY)
         sample = stratified_sample(truth.test, card.rank_sample, card.rank_bins, gen)
-    batches = list(zip(range(card.rank_valid_batches), data.eval, strict=False))
-    estimated = supernet_accuracies(net, [int(a) for a in sample], [b for _, b in batches])
+    estimated = supernet_accuracies(net, [int(a) for a in sample], _rank_batches(data, card))
     tau, rho = rank_correlation(estimated, truth.test[sample])
     return (None if math.isnan(tau) else tau), (None if math.isnan(rho) else rho)
 
@@ -423,6 +433,9 @@ def run_cell(
         selections, net, result, instance, data, card, rngs, runtime, progress,
         None if workdir is None else workdir / f"{key}.select.pt",
     )  # fmt: skip
+    estimated = supernet_accuracies(
+        net, [sel.arch_index for sel in chosen.values()], _rank_batches(data, card)
+    )  # the trained supernet's one-hot accuracy of each chosen architecture
     wall = time.perf_counter() - started
     base = {
         "run_key": key, "method": method, "config": config, "space": card.space, "dataset": task,
@@ -445,6 +458,7 @@ def run_cell(
             rows.append(
                 {**base, **arch_quality(gt, sel.arch_index).to_dict(), "eval_dataset": eval_task,
                  "selection": name, "selection_config": _canonical(sel.config),
+                 "supernet_acc": float(estimated[list(chosen).index(name)]),
                  "selection_seconds": seconds[name],
                  "selection_forward_passes": sel.details["forward_passes"],
                  "selection_backward_passes": sel.details["backward_passes"]}

@@ -80,8 +80,9 @@ SUPERNET_RUN_COLUMNS: dict[str, str] = {
     "backward_passes": "Int64", "kendall_tau": "float64", "spearman_rho": "float64",
     "selection_config": "string", "selection_seconds": "float64",
     "selection_forward_passes": "Int64", "selection_backward_passes": "Int64",
-    "regret_at_flops": "float64", "params_mb": "float64", "flop_m": "float64",
-    "latency_ms": "float64", "truth_note": "string", "image_checksum": "string",
+    "supernet_acc": "float64", "regret_at_flops": "float64", "params_mb": "float64",
+    "flop_m": "float64", "latency_ms": "float64", "truth_note": "string",
+    "image_checksum": "string",
     "card": "string", "search_config": "string", "data": "string",
 }
 TRAJECTORY_COLUMNS: dict[str, str] = {

@@ -316,10 +316,20 @@ class SssSuperNet(_Skeleton):
         )
         self.prefix_masks: torch.Tensor
         self.resize_maps: torch.Tensor
-        self.register_buffer("prefix_masks", prefix_masks(), persistent=False)  # (8, 64)
-        # (8, 8, 64, 64); the entries that widen (j >= k) are 1 and 1/2: exact in any dtype
-        table = resize_table().to(torch.get_default_dtype())
-        self.register_buffer("resize_maps", table, persistent=False)
+        self.register_buffer("prefix_masks", torch.empty(NUM_WIDTHS, MAX_WIDTH), persistent=False)
+        self.register_buffer(
+            "resize_maps", torch.empty(NUM_WIDTHS, NUM_WIDTHS, MAX_WIDTH, MAX_WIDTH),
+            persistent=False,
+        )  # fmt: skip
+        self.reset_constants()
+
+    def reset_constants(self) -> None:
+        """Fill the constant buffers (the (8, 64) prefix masks and the (8, 8, 64, 64) channel
+        maps, whose widening entries are 1 and 1/2: exact in any dtype) in place, on their
+        device; needed again after ``to_empty`` (a supernet built on the meta device)."""
+        with torch.no_grad():
+            self.prefix_masks.copy_(prefix_masks())
+            self.resize_maps.copy_(resize_table())
 
     def forward(
         self,

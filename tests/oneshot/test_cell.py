@@ -15,9 +15,13 @@ from harness.errors import ConfigError
 from harness.oneshot.cell import Runtime, TruthSet, build_supernet, run_cell
 from harness.spaces import tss as space
 from harness.supernet.cards import SUPERNET_CARDS, SupernetCard, get_card
+from harness.supernet.channels import prefix_masks, resize_table
 from harness.supernet.quality import GroundTruth
+from harness.supernet.sss import SssSuperNet
 from methods.darts import DartsConfig
+from methods.dnal import DnalConfig
 from methods.gaea import GaeaConfig
+from methods.tunas import TunasConfig
 
 BLACKBOX_COLUMNS = (
     "run_key", "method", "config", "space", "dataset", "eval_dataset", "protocol", "seed",
@@ -106,6 +110,33 @@ def test_build_supernet_is_seeded_and_leaves_global_rng_alone() -> None:
     assert torch.equal(state, torch.get_rng_state())
     pa, pb, pc = (torch.cat([p.flatten() for p in n.parameters()]) for n in (a, b, c))
     assert torch.equal(pa, pb) and not torch.equal(pa, pc) and torch.isfinite(pa).all()
+
+
+def test_size_space_supernet_built_on_meta_keeps_its_constant_buffers() -> None:
+    """``to_empty`` leaves buffers uninitialised: the masks and channel maps are refilled."""
+    net = build_supernet(get_card("tiny-cpu-sss"), 4, torch.Generator().manual_seed(1))
+    assert isinstance(net, SssSuperNet)
+    assert torch.equal(net.prefix_masks, prefix_masks()) and torch.equal(
+        net.resize_maps, resize_table().to(net.resize_maps.dtype)
+    )
+
+
+def test_size_space_cards() -> None:
+    nats, cpu = get_card("nats-ws-sss"), get_card("cpu-cifar10-sss")
+    assert nats.space == "sss" and nats.supernet_kwargs(10) == dict(
+        num_classes=10, mask_scope="module", affine=False, track_running_stats=False
+    )
+    cfg = nats.search_config()
+    assert (cfg.epochs, cfg.lr, cfg.lr_min, cfg.grad_clip, cfg.nesterov) == (
+        100, 0.025, 0.001, None, True
+    )  # fmt: skip
+    assert nats.report_hp == "90" and nats.search_tasks == TASKS
+    assert nats.method_overrides(TunasConfig, "tunas")["arch_weight_decay"] == 0.0
+    assert nats.method_overrides(TunasConfig, "tas")["arch_weight_decay"] == 1e-3
+    assert cpu.method_overrides(DnalConfig, "dnal") == {"arch_epochs": 3}
+    assert "space" not in get_card("nats-ws").to_dict()  # later knobs at defaults stay out
+    with pytest.raises(ConfigError, match="card space"):
+        dataclasses.replace(nats, space="ofa")
 
 
 def _stable(rows: list[dict]) -> list[dict]:

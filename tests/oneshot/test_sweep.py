@@ -141,6 +141,43 @@ def test_sweep_resume_adds_missing_rules_and_refuses_other_data(
     assert sorted(p.name for p in out.rglob("*")) == before
 
 
+def test_size_space_sweep_scores_against_a_store_and_says_when_it_has_none(
+    tiny_sss_store: Store, tiny_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An sss sweep under tiny-cpu-sss: with a (synthetic) sss store every row carries true
+    accuracy, regret at no more FLOPs and the costs; with no sss store imported the cells
+    still run and their rows say why the accuracies are missing."""
+    grid = _grid(methods="tas,dnal,darts_v1", card="tiny-cpu-sss", selections="magnitude,topk")
+    summary = sweep.run_supernet_sweep(grid, tmp_path / "sss", store=tiny_sss_store,
+                                       progress=False)  # fmt: skip
+    assert (summary.ran, summary.failed) == (3, 0)
+    runs = pd.read_parquet(tmp_path / "sss" / "runs.parquet")
+    assert set(runs["space"]) == {"sss"} and runs["status"].eq("ok").all()
+    assert runs["synthetic"].all()  # a synthetic store and synthetic images
+    assert runs["test_acc"].notna().all() and runs["truth_note"].isna().all()
+    assert (runs["regret_at_flops"] <= runs["regret"] + 1e-9).all()
+    assert (runs["regret_at_flops"] >= 0).all() and runs["params_mb"].gt(0).all()
+    assert runs["supernet_acc"].between(0, 100).all() and runs["kendall_tau"].notna().any()
+    assert all(len(a.split(":")) == 5 for a in runs["arch"])
+    with pytest.raises(ConfigError, match="searches the tss space only"):
+        sweep.run_supernet_sweep(_grid(methods="gdas", card="tiny-cpu-sss"), tmp_path / "x",
+                                 store=tiny_sss_store, progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="holds the tss space"):
+        sweep.run_supernet_sweep(_grid(methods="tas", card="tiny-cpu-sss"), tmp_path / "y",
+                                 progress=False, store=tiny_store)  # fmt: skip
+
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))  # no store imported
+    none = sweep.run_supernet_sweep(_grid(methods="tas", card="tiny-cpu-sss"),
+                                    tmp_path / "none", progress=False)  # fmt: skip
+    assert (none.ran, none.failed) == (1, 0)
+    rows = pd.read_parquet(tmp_path / "none" / "runs.parquet")
+    assert rows["test_acc"].isna().all() and rows["regret"].isna().all()
+    assert rows["kendall_tau"].isna().all() and rows["flop_m"].gt(0).all()
+    assert rows["truth_note"].str.contains("no ground truth").all()
+    manifest = json.loads((tmp_path / "none" / "manifest.json").read_text())
+    assert manifest["data"]["store"] is None and "no store for sss" in manifest["data"]["missing"]
+
+
 def test_black_box_directories_and_missing_images_are_refused(
     tiny_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
