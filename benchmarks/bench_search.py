@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from harness.data import torch_generator
+from harness.oneshot.setup import Runtime, build_supernet, make_search_data
 from harness.protocol import make_method
 from harness.supernet.cards import get_card
 from harness.supernet.compiled import COMPILE_MODES
-from harness.oneshot.cell import Runtime, build_supernet, make_search_data
 from harness.supernet.search import run_supernet_search
 
 logger = logging.getLogger("bench_search")

@@ -72,6 +72,8 @@ def register(groups: Any) -> None:
     )
     add_report_arguments(report, "harness supernet run", n_boot_type=_positive)
     report.add_argument("--control", help="method+selection label to test the others against")
+    report.add_argument("--store", help="store (name or path) of the Pareto fronts (default: "
+                        "the one the sweep ran against, when it is here)")  # fmt: skip
     report.set_defaults(handler=report_command)
 
 
@@ -98,7 +100,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from harness.oneshot.sweep import SupernetResultsDir
+    from harness.oneshot.resultsdir import SupernetResultsDir, pareto_fronts
     from harness.report.supernet import write_supernet_report
 
     require_results_dir(args.results)
@@ -107,9 +109,13 @@ def report_command(args: argparse.Namespace) -> int:
     if manifest is not None and manifest.get("kind") != "supernet":
         raise ConfigError(f"{args.results} holds results of `harness run`: use `harness report`")
     runs, trajectories = target.load()
+    tasks = sorted(runs["eval_dataset"].dropna().astype(str).unique())
+    fronts = pareto_fronts(target, tasks, args.store)
+    if fronts is None:
+        print("NOTE: the ground-truth store is not here: the Pareto figures draw no front")
     paths = write_supernet_report(
         runs, trajectories, args.out or args.results, np.random.default_rng(args.seed),
-        n_boot=args.n_boot, control=args.control,
+        n_boot=args.n_boot, control=args.control, fronts=fronts,
     )  # fmt: skip
     for path in paths:
         print(path)

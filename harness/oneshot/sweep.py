@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
@@ -43,7 +42,7 @@ from harness import results, runner
 from harness.bench.store import Store
 from harness.errors import ConfigError, HarnessError, unknown
 from harness.grid import canonical_json
-from harness.oneshot.cell import SELECTIONS, Runtime, TruthSet, run_cell
+from harness.oneshot.cell import SELECTIONS, run_cell
 from harness.oneshot.grid import (
     DATA_MODES,
     SupernetGrid,
@@ -51,6 +50,14 @@ from harness.oneshot.grid import (
     jpeg_archive,
     load_supernet_grid,
 )
+from harness.oneshot.resultsdir import (
+    SUPERNET_RUN_COLUMNS,
+    TRAJECTORIES_FILE,
+    TRAJECTORY_COLUMNS,
+    TRAJECTORY_VARYING,
+    SupernetResultsDir,
+)
+from harness.oneshot.setup import Runtime, TruthSet
 from harness.paths import harness_home
 from harness.registry import get_method
 from harness.supernet.cards import SupernetCard
@@ -61,6 +68,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DATA_MODES",
     "SUPERNET_RUN_COLUMNS",
+    "TRAJECTORIES_FILE",
     "TRAJECTORY_COLUMNS",
     "CellSpec",
     "SupernetGrid",
@@ -72,73 +80,6 @@ __all__ = [
     "run_supernet_cell",
     "run_supernet_sweep",
 ]
-
-TRAJECTORIES_FILE = "supernet_trajectories.parquet"
-# fmt: off
-SUPERNET_RUN_COLUMNS: dict[str, str] = {
-    **results.RUN_COLUMNS, "selection": "string", "epochs": "Int64", "forward_passes": "Int64",
-    "backward_passes": "Int64", "kendall_tau": "float64", "spearman_rho": "float64",
-    "selection_config": "string", "selection_seconds": "float64",
-    "selection_forward_passes": "Int64", "selection_backward_passes": "Int64",
-    "supernet_acc": "float64", "regret_at_flops": "float64", "params_mb": "float64",
-    "flop_m": "float64", "latency_ms": "float64", "truth_note": "string",
-    "image_checksum": "string",
-    "card": "string", "search_config": "string", "data": "string",
-}
-TRAJECTORY_COLUMNS: dict[str, str] = {
-    "run_key": "string", "method": "string", "config": "string", "space": "string",
-    "dataset": "string", "eval_dataset": "string", "protocol": "string", "seed": "int64",
-    "synthetic": "bool", "epoch": "int64", "argmax_index": "Int64", "argmax_arch": "string",
-    "argmax_test_acc": "float64", "regret": "float64", "train_loss": "float64",
-}
-# fmt: on
-TRAJECTORY_VARYING: tuple[str, ...] = (
-    "eval_dataset",
-    "epoch",
-    "argmax_index",
-    "argmax_arch",
-    "argmax_test_acc",
-    "regret",
-    "train_loss",
-)  # fmt: skip
-
-
-class SupernetResultsDir(results.ResultsDir):
-    """A :class:`~harness.results.ResultsDir` with the supernet run and trajectory schemas."""
-
-    run_columns = SUPERNET_RUN_COLUMNS
-    trajectory_columns = TRAJECTORY_COLUMNS
-    trajectory_varying = TRAJECTORY_VARYING
-    trajectory_file = TRAJECTORIES_FILE
-    trajectory_order = ("run_key", "eval_dataset", "epoch")
-    run_order = ("method", "config", "dataset", "eval_dataset", "seed", "run_key", "selection")
-
-    def finished_selections(self) -> dict[str, set[str]]:
-        """Run key -> selection rules recorded for it (run files and the consolidated table)."""
-        done: dict[str, set[str]] = {}
-        table = self.path / results.RUNS_FILE
-        if table.is_file():
-            frame = pd.read_parquet(table, columns=["run_key", "selection"])
-            for key, sel in zip(frame["run_key"], frame["selection"], strict=True):
-                done.setdefault(str(key), set()).add(str(sel))
-        for key in self.run_files():
-            done[key] = {str(r["selection"]) for r in self.read_run(key).rows}
-        return done
-
-    def check_sources(self, images: str) -> None:
-        """Refuse a black-box results directory, or one made on other images."""
-        manifest = self.manifest()
-        if manifest is None:
-            return
-        if manifest.get("kind") != "supernet":
-            raise ConfigError(f"{self.path} holds results of `harness run`: use another --out")
-        bound = manifest.get("data", {}).get("images")
-        if bound is not None and bound != images:
-            raise ConfigError(
-                f"results directory {self.path} holds runs made on other images ({bound}, "
-                f"now {images}): use another --out directory"
-            )
-
 
 def _image_source(card: SupernetCard, images: Path | None) -> str:
     if card.data == "synthetic":

@@ -7,6 +7,8 @@ what the :class:`Leaderboard` holds.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ import pandas as pd
 
 from harness import stats
 from harness.bench.names import TASKS
-from harness.errors import ArchiveError, ConfigError, unknown
+from harness.errors import ArchiveError, ConfigError, HarnessError, unknown
 from harness.report.leaderboard_writers import SIGNIFICANT_MARK as SIGNIFICANT_MARK
 from harness.report.leaderboard_writers import TEST_NAMES as TEST_NAMES
 from harness.report.leaderboard_writers import latex_escape as latex_escape
@@ -106,18 +108,37 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> N
         )
 
 
-def method_labels(runs: pd.DataFrame) -> pd.Series:
-    """A label per run: the method name, or ``method#k`` when a method has several configs.
+def config_label(method: str, config: str) -> str | None:
+    """``method(k=v, ...)`` naming the hyperparameters of ``config`` (JSON) that differ from
+    the registered method's defaults, sorted by name (``method`` alone when none differ);
+    None when the method is not registered or the config is not a JSON object."""
+    from harness.registry import get_method  # imports the method's module only here
 
-    ``k`` counts the method's distinct config strings in sorted order, starting at 1.
-    """
+    try:
+        defaults = dataclasses.asdict(get_method(method).Config())
+        values = json.loads(config)
+    except (HarnessError, ValueError, TypeError):
+        return None
+    if not isinstance(values, dict):
+        return None
+    changed = [f"{k}={values[k]!r}" for k in sorted(values) if values[k] != defaults.get(k)]
+    return f"{method}({', '.join(changed)})" if changed else method
+
+
+def method_labels(runs: pd.DataFrame) -> pd.Series:
+    """A label per run: the method name, or, when a method has several configs, the method
+    with the hyperparameters that differ from its defaults (:func:`config_label`, e.g.
+    ``rea(population_size=20)``); ``method#k`` (the k-th distinct config string in sorted
+    order) when those do not tell the configs apart."""
     require_columns(runs, ["method", "config"], "runs")
     labels = runs["method"].astype(str)
     for method, group in runs.groupby("method", sort=True):
         configs = sorted(group["config"].astype(str).unique())
         if len(configs) > 1:
-            index = {c: i + 1 for i, c in enumerate(configs)}
-            suffixed = [f"{method}#{index[str(c)]}" for c in group["config"]]
+            named = {c: config_label(str(method), c) for c in configs}
+            if None in named.values() or len(set(named.values())) < len(configs):
+                named = {c: f"{method}#{i + 1}" for i, c in enumerate(configs)}
+            suffixed = [str(named[str(c)]) for c in group["config"]]
             labels = labels.mask(labels.index.isin(group.index), pd.Series(suffixed, group.index))
     return labels
 

@@ -24,6 +24,9 @@ _KNOWN: dict[str, tuple[str, str, str]] = {
     "gdas": ("#bcbd22", "h", "--"),
     "drnas": ("#17becf", "p", "--"),
     "dnal": ("#393b79", "<", "--"),
+    "tas": ("#637939", "d", "-."),
+    "fbnet_v2": ("#843c39", "8", "-."),
+    "tunas": ("#7b4173", "H", "-."),
 }
 
 _FALLBACK_COLORS = (
@@ -45,8 +48,9 @@ _FALLBACK_LINESTYLES = ("-.", ":", (0, (5, 1, 1, 1)))  # distinct from the known
 
 
 def base_method(label: str) -> str:
-    """The method name of a leaderboard label (``"rea#1"`` -> ``"rea"``)."""
-    return label.split("#", 1)[0]
+    """The method name of a leaderboard label (``"rea#1"``, ``"rea(population_size=20)"``,
+    ``"darts_v1+magnitude"`` -> ``"rea"``, ``"rea"``, ``"darts_v1"``)."""
+    return label.split("#", 1)[0].split("(", 1)[0].split("+", 1)[0]
 
 
 def method_style(name: str) -> dict[str, object]:

@@ -9,7 +9,14 @@
 * ``collapse_<eval task>.png``: true test accuracy of the per-epoch argmax architecture, one
   line per method (mean over seeds) with the min-max band over seeds;
 * ``kendall_tau.png``: Kendall tau of the supernet ranking, one value per run, per method
-  (a property of the trained supernet, so the same for every selection rule).
+  (a property of the trained supernet, so the same for every selection rule);
+* ``pareto_<eval task>.png``: the chosen architectures over the space's accuracy-FLOPs Pareto
+  front (:mod:`harness.report.supernet_costs`), and their table at the end of
+  ``selection.md``.
+
+Without ground truth (no store covers the space) there is no leaderboard, collapse curve or
+rank correlation to draw: the report lists the chosen architectures with their costs and
+supernet-estimated accuracy, and says why the rest is missing.
 
 Figures follow :mod:`harness.report.plots`: a pure data builder, then ``plot_x(data, ax=None)``.
 Several cards in one directory give one set of figures each (names suffixed by the card).
@@ -39,6 +46,12 @@ from harness.report import plots, write_report
 from harness.report.leaderboard import require_columns, settings
 from harness.report.plots import new_axes
 from harness.report.style import method_style
+from harness.report.supernet_costs import (
+    chosen_markdown,
+    pareto_data,
+    plot_pareto,
+    selection_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +73,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 _RUN_NEEDS = ("run_key", "method", "selection", "protocol", "seed", "status", "kendall_tau")
 _TRAJ_NEEDS = ("run_key", "method", "protocol", "eval_dataset", "epoch", "argmax_test_acc")
-
-
-def selection_labels(runs: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` with ``method`` replaced by ``"<method>+<selection>"`` (the leaderboard label)."""
-    require_columns(runs, ["method", "selection"], "runs")
-    return runs.assign(method=runs["method"].astype(str) + "+" + runs["selection"].astype(str))
 
 
 # --------------------------------------------------------------------------- collapse curves
@@ -327,21 +334,31 @@ def write_supernet_report(
     *,
     n_boot: int = 1000,
     control: str | None = None,
+    fronts: Mapping[str, tuple[npt.ArrayLike, npt.ArrayLike]] | None = None,
 ) -> list[Path]:
     """Write the leaderboard, ``selection.md`` and the figures (module docstring); return the
-    paths. Every number and figure's data is computed before the first file is written."""
+    paths. ``fronts``: per eval task, the ``(FLOPs, test accuracy)`` of the space's Pareto
+    front (from the store; None: the figures draw no front). Every number and figure's data
+    is computed before the first file is written."""
     require_columns(runs, [*_RUN_NEEDS, "synthetic"], "runs")
     require_columns(trajectories, _TRAJ_NEEDS, "supernet trajectories")
     if runs.empty:
         raise ConfigError("the runs table is empty")
     pairs = settings(runs)
-    text = selection_markdown(runs)
+    truth = bool(runs["test_acc"].notna().any())
+    text = selection_markdown(runs) + "\n" + chosen_markdown(runs)
     figures: list[tuple[Callable[[Axes], Axes], str, bool, tuple[float, float]]] = []
     for _, protocol in pairs:
         suffix = "" if len(pairs) == 1 else f"_{_safe(protocol)}"
         sub = runs[runs["protocol"] == protocol]
         traj = trajectories[trajectories["protocol"] == protocol]
         synthetic = bool(sub["synthetic"].astype(bool).any())
+        for task in sorted(sub["eval_dataset"].astype(str).unique()):
+            front = None if fronts is None else fronts.get(task)
+            draw = functools.partial(plot_pareto, pareto_data(sub, task, front))
+            figures.append((draw, f"pareto_{_safe(task)}{suffix}.png", synthetic, (8.0, 4.5)))
+        if not sub["test_acc"].notna().any():
+            continue  # no ground truth: no collapse curve, no rank correlation
         for task in sorted(traj["eval_dataset"].astype(str).unique()):
             curves = collapse_curve_data(traj, task)
             draw = functools.partial(plot_collapse_curves, curves)
@@ -352,7 +369,13 @@ def write_supernet_report(
         figures.append((draw, f"kendall_tau{suffix}.png", synthetic, size))
     out = Path(out_dir)
     empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in results.TRAJECTORY_COLUMNS.items()})
-    paths = write_report(selection_labels(runs), empty, out, rng, n_boot=n_boot, control=control)
+    paths: list[Path] = []
+    if truth:
+        labelled = selection_labels(runs)
+        paths += write_report(labelled, empty, out, rng, n_boot=n_boot, control=control)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        logger.info("no ground truth in %s: no leaderboard", out)
     paths.append(results.atomic_write_text(out / "selection.md", text))
     paths += [_figure(draw, out / name, synth, size) for draw, name, synth, size in figures]
     logger.info("wrote supernet report (%d files) to %s", len(paths), out)

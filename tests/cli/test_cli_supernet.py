@@ -149,3 +149,34 @@ def test_run_keeps_cell_files_in_the_workdir(tiny_store: Store, tmp_path: Path) 
     logs = list((scratch / key).glob("*.progress.log"))
     assert len(logs) == 1 and "cell done" in logs[0].read_text()
     assert not (out / "supernets").exists()
+
+
+def test_size_space_sweep_and_report_with_and_without_ground_truth(
+    tiny_sss_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a store: leaderboard, paired tests, chosen architectures, Pareto front. With no
+    store for the space: the chosen architectures with their costs and the reason the true
+    accuracies are missing, the Pareto figure of supernet estimates, and no leaderboard."""
+    args = ["--methods", "tas,dnal", "--card", "tiny-cpu-sss", "--seeds", "0",
+            "--selections", "magnitude,topk"]  # fmt: skip
+    scored = tmp_path / "scored"
+    assert main(_run_args(tiny_sss_store, scored, *args)) == 0
+    report = ["supernet", "report", str(scored), "--n-boot", "20"]
+    assert main([*report, "--store", str(tiny_sss_store.path)]) == 0
+    names = {p.name for p in scored.iterdir()}
+    assert {"leaderboard.md", "selection.md", "pareto_cifar10.png", "kendall_tau.png"} <= names
+    chosen = (scored / "selection.md").read_text().split("## Chosen architectures")[1]
+    rows = [line for line in chosen.splitlines() if line.startswith("| cifar10 |")]
+    assert len(rows) == 4 and all(line.count(":") == 4 for line in rows)  # sss strings
+    assert "Test accuracy missing" not in chosen
+
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "empty-home"))
+    blind = tmp_path / "blind"
+    run = ["supernet", "run", *args, "--data", "synthetic", "--out", str(blind), "--no-progress"]
+    assert main(run) == 0
+    assert main(["supernet", "report", str(blind), "--n-boot", "20"]) == 0
+    names = {p.name for p in blind.iterdir()}
+    assert "pareto_cifar10.png" in names and "leaderboard.md" not in names
+    assert "kendall_tau.png" not in names and "collapse_cifar10.png" not in names
+    selection = (blind / "selection.md").read_text()
+    assert "Test accuracy missing:** no ground truth: no store for sss imported" in selection

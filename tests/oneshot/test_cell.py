@@ -12,7 +12,8 @@ import torch
 
 from harness.bench.names import TASKS
 from harness.errors import ConfigError
-from harness.oneshot.cell import Runtime, TruthSet, build_supernet, run_cell
+from harness.oneshot.cell import run_cell
+from harness.oneshot.setup import Runtime, TruthSet, build_supernet
 from harness.spaces import tss as space
 from harness.supernet.cards import SUPERNET_CARDS, SupernetCard, get_card
 from harness.supernet.channels import prefix_masks, resize_table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -9,8 +11,10 @@ import pandas as pd
 import pytest
 
 from harness.errors import ArchiveError, ConfigError
+from harness.registry import get_method
 from harness.report.leaderboard import (
     build_leaderboard,
+    config_label,
     latex_escape,
     method_labels,
     to_latex,
@@ -188,14 +192,21 @@ def test_synthetic_banner_in_both_writers() -> None:
 
 
 def test_method_labels_split_configs() -> None:
+    """Several configs of one method are named by what differs from its defaults; configs
+    that cannot be told apart that way (an unregistered method) are numbered."""
     runs = make_runs()
-    runs.loc[runs["method"] == "rea", "config"] = ['{"p": 2}', '{"p": 1}'] * 5
+    default = json.dumps(dataclasses.asdict(get_method("rea").Config()))
+    small = json.dumps({**json.loads(default), "population_size": 20})
+    runs.loc[runs["method"] == "rea", "config"] = [default, small] * 5
     labels = method_labels(runs)
-    assert set(labels[runs["method"] == "rea"]) == {"rea#1", "rea#2"}
-    assert (labels[runs["config"] == '{"p": 1}'] == "rea#1").all()
+    assert set(labels[runs["method"] == "rea"]) == {"rea", "rea(population_size=20)"}
+    assert (labels[runs["config"] == small] == "rea(population_size=20)").all()
     assert set(labels[runs["method"] == "gdas"]) == {"gdas"}
     lb = build_leaderboard(runs, rng=0, n_boot=20)
-    assert "rea#1" in lb.methods and lb.configs["rea#1"] == '{"p": 1}'
+    assert lb.configs["rea(population_size=20)"] == small
+    runs.loc[runs["method"] == "rea", "method"] = "my_rea"  # not registered
+    assert set(method_labels(runs)[runs["method"] == "my_rea"]) == {"my_rea#1", "my_rea#2"}
+    assert config_label("rea", default) == "rea" and config_label("rea", "[1]") is None
 
 
 def test_errors_name_what_exists() -> None:
