@@ -44,8 +44,10 @@ class Tas(WidthSearch):
     Config: ClassVar[type] = WidthSearchConfig
 
     def forward_options(self) -> dict[str, Any]:
-        """The supernet interpolates the two selected widths."""
-        return {"mixing": "interpolate"}
+        """The supernet interpolates the two selected widths and leaves out the channels
+        beyond the wider one (the zero weights' gradient never reaches alpha: the weights are
+        scattered from the two selected probabilities)."""
+        return {"mixing": "interpolate", "skip_zero": True}
 
     def module_weights(
         self, state: dict[str, torch.Tensor], generator: torch.Generator

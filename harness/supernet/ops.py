@@ -10,7 +10,7 @@ convolution followed by a non-affine BatchNorm carries a bias (``bias = not affi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -119,31 +119,40 @@ def cat(tensors: list[torch.Tensor]) -> torch.Tensor:
     return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
 
-def fused_batch_norm(y: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
+def fused_batch_norm(
+    y: torch.Tensor, bns: Sequence[nn.BatchNorm2d], widths: Sequence[int] | None = None
+) -> torch.Tensor:
     """``bns`` (same flags, default momentum) applied to their channel blocks of ``y`` in one
     call, with the running statistics and batch counts updated as each BN would (a BN is per
-    channel, so batching the channels of several changes nothing)."""
+    channel, so batching the channels of several changes nothing). ``widths``: BN ``i`` uses
+    only its first ``widths[i]`` channels (a width-trimmed forward); default all of them."""
     first = bns[0]
     if first.momentum is None:
         raise ConfigError("fused supernet cells need BatchNorm momentum; build with fused=False")
+    sizes = [b.num_features for b in bns] if widths is None else [int(w) for w in widths]
     track = first.track_running_stats
-    mean = cat([b.running_mean for b in bns]) if track else None  # type: ignore[misc]
-    var = cat([b.running_var for b in bns]) if track else None  # type: ignore[misc]
+
+    def joined(name: str) -> torch.Tensor:
+        return cat([getattr(b, name)[:w] for b, w in zip(bns, sizes, strict=True)])
+
+    mean = joined("running_mean") if track else None
+    var = joined("running_var") if track else None
     out = nn.functional.batch_norm(
-        y, mean, var,
-        cat([b.weight for b in bns]) if first.affine else None,
-        cat([b.bias for b in bns]) if first.affine else None,
-        first.training or not track, first.momentum, first.eps,
+        y, mean, var, joined("weight") if first.affine else None,
+        joined("bias") if first.affine else None, first.training or not track,
+        first.momentum, first.eps,
     )  # fmt: skip
     if track and first.training:
         with torch.no_grad():
-            if len(bns) > 1:  # one BN updated its own buffers in place
+            if len(bns) > 1:  # a single BN updated its own buffers (or a view of them) in place
                 assert mean is not None and var is not None
-                torch._foreach_copy_(
-                    [t for b in bns for t in (b.running_mean, b.running_var)],  # type: ignore[misc]
-                    [t for pair in zip(mean.split(first.num_features),
-                                       var.split(first.num_features), strict=True) for t in pair],
-                )  # fmt: skip
+                buffers = [
+                    (b.running_mean, b.running_var, w) for b, w in zip(bns, sizes, strict=True)
+                ]
+                targets = [t[:w] for m, v, w in buffers for t in (m, v) if t is not None]
+                sources = [t for pair in zip(mean.split(sizes), var.split(sizes), strict=True)
+                           for t in pair]  # fmt: skip
+                torch._foreach_copy_(targets, sources)
             torch._foreach_add_([b.num_batches_tracked for b in bns], 1)  # type: ignore[misc]
     return out
 

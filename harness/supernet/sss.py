@@ -39,6 +39,13 @@ from harness.spaces import sss as space
 from harness.spaces import tss as topology
 from harness.supernet.channels import narrow, prefix_masks, resize_table
 from harness.supernet.ops import ReLUConvBN, ResNetBasicBlock, fused_batch_norm
+from harness.supernet.sss_trim import (
+    pad_channels,
+    trimmed_block,
+    trimmed_cell,
+    trimmed_head,
+    trimmed_stem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -353,14 +360,20 @@ class SssSuperNet(_Skeleton):
                 channels, ``resize`` the adaptive average pooling of the channel axis. With
                 ``mask_scope="layer"`` the inner masks are then the prefix mask of ``max c_k``.
                 One nonzero entry equal to 1 gives the same logits in both modes.
-            skip_zero: accepted for the call signature of :class:`~harness.supernet.tss.
-                TssSuperNet` and ignored: every module runs at width 64 whatever the weights.
+            skip_zero: whether the channels that every module's weights narrow to exactly 0
+                are left out (:mod:`harness.supernet.sss_trim`; module scope only; one host
+                read of the weights). ``None`` (default): only when no gradient of
+                ``weights`` is recorded, which keeps the logits and every gradient; ``True``:
+                also when it is (a zero weight's gradient is then 0); ``False``: never.
 
         Returns:
             logits (B, num_classes).
         """
         rows = self._module_rows(weights)  # (6, 8)
         narrowing, inner = self._narrowing(rows, mixing)  # (6, 64) or (6, 64, 64); (6, 64)
+        widths = self._kept_widths(rows, weights, skip_zero)
+        if widths is not None:
+            return self._forward_trimmed(x, narrowing, widths)
         layer_scope = self.mask_scope == "layer"
         feature = x
         for i, module in enumerate([self.stem, *self.cells]):
@@ -376,6 +389,39 @@ class SssSuperNet(_Skeleton):
         if layer_scope:
             head = head * inner[-1].view(1, -1, 1, 1)
         return self.pool_and_classify(head)  # (B, num_classes)
+
+    def _kept_widths(
+        self, rows: torch.Tensor, weights: torch.Tensor, skip_zero: bool | None
+    ) -> list[int] | None:
+        """Per module, the widest width with a nonzero weight, when trimming applies and
+        saves something (see :meth:`forward`); else None."""
+        if skip_zero is None:
+            skip_zero = not (weights.requires_grad and torch.is_grad_enabled())
+        capturing = rows.is_cuda and torch.cuda.is_current_stream_capturing()
+        if not skip_zero or self.mask_scope != "module" or capturing:
+            return None
+        nonzero = (rows != 0).tolist()  # one host read
+        widths = [max((w for w, on in zip(WIDTHS, row, strict=True) if on), default=WIDTHS[0])
+                  for row in nonzero]  # fmt: skip
+        return None if min(widths) == MAX_WIDTH else widths
+
+    def _forward_trimmed(
+        self, x: torch.Tensor, narrowing: torch.Tensor, widths: list[int]
+    ) -> torch.Tensor:
+        """The forward on the kept channels of each module (``widths``): same logits."""
+        feature = trimmed_stem(self.stem, x, widths[0])  # (B, w0, H, W)
+        for i, module in enumerate([self.stem, *self.cells]):  # the stem: narrowing only
+            width = widths[i]
+            if isinstance(module, SizeCell):
+                feature = trimmed_cell(module, feature, width)  # (B, w, h, w)
+            elif isinstance(module, ResNetBasicBlock):
+                feature = trimmed_block(module, feature, width)  # (B, w, h/2, w/2)
+            feature = narrow(feature, narrowing[i][:width] if narrowing.dim() == 2
+                             else narrowing[i][:width, :width])  # fmt: skip
+        logits = trimmed_head(self.lastact, self.classifier, feature)
+        if logits is None:
+            logits = self.pool_and_classify(self.lastact(pad_channels(feature, MAX_WIDTH)))
+        return logits  # (B, num_classes)
 
     def set_fused(self, fused: bool) -> None:
         """Switch every cell between the fused and the per-op forward."""

@@ -110,7 +110,7 @@ def test_tas_module_weights_have_two_entries_and_interpolate() -> None:
     state = method.init_arch_state(SSS, _gen(0))
     weights = method.module_weights(state, _gen(1))
     assert weights.shape == (6, 8) and bool(((weights != 0).sum(dim=1) == 2).all())
-    assert method.forward_options() == {"mixing": "interpolate"}
+    assert method.forward_options() == {"mixing": "interpolate", "skip_zero": True}
     net = tiny_supernet(0, space="sss")
     x = torch.randn(2, 3, 8, 8, generator=_gen(2))
     assert net(x, weights, mixing="interpolate").shape == (2, 3)
