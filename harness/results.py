@@ -197,13 +197,26 @@ class ResultsDir:
             return {}
         return {p.stem: p for p in self.runs_dir.glob("*.json") if not p.name.startswith(".")}
 
-    def finished_keys(self) -> set[str]:
-        """Keys of finished runs: run files plus runs already consolidated into the table."""
-        keys = set(self.run_files())
+    def run_statuses(self) -> dict[str, bool]:
+        """Run key -> whether the run finished (every row ``ok``; False: it failed), over the
+        runs consolidated into the table and the run files (which win)."""
+        statuses: dict[str, bool] = {}
         table = self.path / RUNS_FILE
         if table.is_file():
-            keys.update(pd.read_parquet(table, columns=["run_key"])["run_key"].astype(str))
-        return keys
+            frame = pd.read_parquet(table, columns=["run_key", "status"])
+            ok = frame["status"].astype(str).eq("ok").groupby(frame["run_key"].astype(str)).all()
+            statuses.update({str(k): bool(v) for k, v in ok.items()})
+        for key in self.run_files():
+            statuses[key] = all(row.get("status") == "ok" for row in self.read_run(key).rows)
+        return statuses
+
+    def finished_keys(self) -> set[str]:
+        """Keys of finished runs (failed runs are not finished: a sweep retries them)."""
+        return {key for key, ok in self.run_statuses().items() if ok}
+
+    def failed_keys(self) -> set[str]:
+        """Keys of runs recorded as failed."""
+        return {key for key, ok in self.run_statuses().items() if not ok}
 
     def read_run(self, key: str) -> RunRecord:
         file = self.runs_dir / f"{key}.json"

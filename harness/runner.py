@@ -229,7 +229,8 @@ def _chunks(specs: list[RunSpec], size: int) -> Iterator[list[RunSpec]]:
 # --------------------------------------------------------------------------- sweeps
 @dataclass(frozen=True)
 class SweepSummary:
-    """What a sweep did: runs planned, skipped (already finished), run now, failed."""
+    """What a sweep did: runs planned, skipped (already finished), run now (``retried`` of
+    them had failed before), failed now."""
 
     out: Path
     planned: int
@@ -239,6 +240,7 @@ class SweepSummary:
     wall_seconds: float
     #: Departures from the protocol that the data forced (see ``FitnessTables.notes``).
     notes: tuple[str, ...] = ()
+    retried: int = 0
 
 
 def default_store(space: str) -> str:
@@ -316,11 +318,12 @@ def run_sweep(
     target.check_binding(data.checksum, data.path.name)
     started, t0 = results.now(), time.perf_counter()
     target.prepare()
-    done = target.finished_keys()
+    statuses = target.run_statuses()
     todo = sorted(
-        (s for s in specs if s.key not in done),
+        (s for s in specs if not statuses.get(s.key, False)),
         key=lambda s: (s.protocol, s.task, s.method, s.config, s.seed),
     )
+    retried = sum(s.key in statuses for s in todo)  # failed before: run again
     cards = {s.protocol: get_protocol(s.protocol_name) for s in specs}
     notes = _data_notes(data, specs)
     target.update_manifest(results.sweep_manifest(data, cards, dict(grid.budgets)))
@@ -328,7 +331,7 @@ def run_sweep(
     runs, traj = target.consolidate(prune)
     wall = time.perf_counter() - t0
     summary = SweepSummary(
-        target.path, len(specs), len(specs) - len(todo), len(todo), failed, wall, notes
+        target.path, len(specs), len(specs) - len(todo), len(todo), failed, wall, notes, retried
     )
     sweep = {"started": started, "grid": grid.describe(), "jobs": jobs, "backend": backend,
              **{k: v for k, v in asdict(summary).items() if k != "out"}}  # fmt: skip

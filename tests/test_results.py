@@ -174,9 +174,11 @@ def test_consolidate_schema_and_merge_after_pruning(tmp_path: Path) -> None:
     for path in rd.run_files().values():  # prune the run files: the tables keep them
         path.unlink()
     _write(rd, range(10, 12))
-    assert rd.finished_keys() == set(runs["run_key"]) | {spec(10).key, spec(11).key}
+    ok = set(runs.loc[runs["status"] == "ok", "run_key"])
+    assert rd.finished_keys() == ok | {spec(10).key, spec(11).key}  # a failed run is not
+    assert rd.failed_keys() == {spec(7).key}
     runs2, traj2 = rd.load()
-    assert len(runs2) == 9 and set(runs2["run_key"]) == rd.finished_keys()
+    assert len(runs2) == 9 and set(runs2["run_key"]) == rd.finished_keys() | rd.failed_keys()
     assert len(traj2) == len(traj) + 2 * 4
 
 

@@ -33,7 +33,8 @@ def print_sweep_summary(summary: Any, planned: str) -> None:
     """Print a sweep's counts and wall time (seconds) after ``"<n> <planned>: "``, then its dir."""
     print(
         f"{summary.planned} {planned}: {summary.skipped} already finished, "
-        f"{summary.ran} run now ({summary.failed} failed) in {summary.wall_seconds:.1f} s"
+        f"{summary.ran} run now ({summary.retried} of them retried after failing before), "
+        f"{summary.failed} failed, in {summary.wall_seconds:.1f} s"
     )
     for note in getattr(summary, "notes", ()):
         print(f"note: {note}")

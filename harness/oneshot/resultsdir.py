@@ -74,16 +74,36 @@ class SupernetResultsDir(results.ResultsDir):
     run_order = ("method", "config", "dataset", "eval_dataset", "seed", "run_key", "selection")
 
     def finished_selections(self) -> dict[str, set[str]]:
-        """Run key -> selection rules recorded for it (run files and the consolidated table)."""
+        """Run key -> selection rules recorded as finished for it (``ok`` rows of the run
+        files and the consolidated table; a failed rule is not finished)."""
         done: dict[str, set[str]] = {}
         table = self.path / results.RUNS_FILE
         if table.is_file():
-            frame = pd.read_parquet(table, columns=["run_key", "selection"])
-            for key, sel in zip(frame["run_key"], frame["selection"], strict=True):
-                done.setdefault(str(key), set()).add(str(sel))
+            frame = pd.read_parquet(table, columns=["run_key", "selection", "status"])
+            for key, sel, status in frame.itertuples(index=False):
+                done.setdefault(str(key), set())
+                if status == "ok":
+                    done[str(key)].add(str(sel))
         for key in self.run_files():
-            done[key] = {str(r["selection"]) for r in self.read_run(key).rows}
+            rows = self.read_run(key).rows
+            done[key] = {str(r["selection"]) for r in rows if r.get("status") == "ok"}
         return done
+
+    def merge_failure(self, record: results.RunRecord) -> results.RunRecord:
+        """A failed ``record`` that keeps every ``ok`` row (and the trajectory) a run already
+        has on file: a rerun that fails never overwrites good rows, it only adds failed rows
+        for the rules that were not finished."""
+        if record.rows[0]["status"] == "ok" or record.run_key not in self.run_files():
+            return record
+        old = self.read_run(record.run_key)
+        kept = [r for r in old.rows if r.get("status") == "ok"]
+        if not kept:
+            return record
+        have = {(r["selection"], r["eval_dataset"]) for r in kept}
+        added = [r for r in record.rows if (r["selection"], r["eval_dataset"]) not in have]
+        logger.warning("run %s failed again; its %d finished rows are kept", record.run_key,
+                       len(kept))  # fmt: skip
+        return results.RunRecord(record.run_key, (*kept, *added), old.trajectory)
 
     def check_sources(self, images: str) -> None:
         """Refuse a black-box results directory, or one made on other images."""

@@ -225,11 +225,12 @@ def _truth(
 
 
 def _todo(cells: list[CellSpec], done: Mapping[str, set[str]]) -> list[CellSpec]:
-    """Cells not finished, or finished without some selection rule (rerun with the union)."""
+    """Cells not finished, or finished without some selection rule (rerun with the union);
+    a rule that failed before is not finished."""
     todo = []
     for cell in cells:
         have = done.get(cell.key)
-        if have is None:
+        if not have:
             todo.append(cell)
         elif not set(cell.selections) <= have:
             union = tuple(s for s in SELECTIONS if s in have or s in cell.selections)
@@ -301,7 +302,9 @@ def run_supernet_sweep(
     target.check_sources(source)
     started, t0 = results.now(), time.perf_counter()
     target.prepare()
-    todo = _todo(cells, target.finished_selections())
+    done = target.finished_selections()
+    todo = _todo(cells, done)
+    retried = sum(c.key in done and not done[c.key] for c in todo)  # failed before
     synthetic = truth.synthetic or card.data == "synthetic"
     target.update_manifest(_manifest(data, truth, card, label, source, device, synthetic))
     runtime = Runtime(
@@ -315,7 +318,7 @@ def run_supernet_sweep(
     runs, traj = target.consolidate()
     wall = time.perf_counter() - t0
     summary = runner.SweepSummary(
-        target.path, len(cells), len(cells) - len(todo), len(todo), failed, wall
+        target.path, len(cells), len(cells) - len(todo), len(todo), failed, wall, retried=retried
     )
     sweep = {"started": started, "grid": grid.describe(), "protocol": label, "jobs": jobs,
              "device": device, "bf16": bf16, "channels_last": channels_last,
@@ -341,7 +344,7 @@ def _execute(todo: list[CellSpec], truth: TruthSet, runtime: Runtime,
             parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
             records = parallel(delayed(run_supernet_cell)(c, truth, runtime) for c in todo)
         for record in records:
-            target.write_run(record)
+            target.write_run(target.merge_failure(record))
             failed += record.rows[0]["status"] != "ok"
             bar.update(1)
     return failed

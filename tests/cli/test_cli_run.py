@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import mainjob
+from harness import mainjob, runner
 from harness.bench.store import Store, open_store
 from harness.cli import run as cli_run
 
@@ -63,7 +63,9 @@ def test_run_then_rerun_skips(
 ) -> None:
     out = tmp_path / "res"
     assert cli(_run_args(tiny, out)) == 0
-    assert "6 runs planned: 0 already finished, 6 run now (0 failed)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "6 runs planned: 0 already finished, 6 run now (0 of them retried" in printed
+    assert "0 failed" in printed
     assert len(pd.read_parquet(out / "runs.parquet")) == 6
     assert cli(_run_args(tiny, out, "--jobs", "2")) == 0
     assert "6 already finished, 0 run now" in capsys.readouterr().out
@@ -187,3 +189,30 @@ def test_main_data_order(tiny: Store, tmp_path: Path, monkeypatch: pytest.Monkey
     store, origin = mainjob.choose_data(progress=False)
     assert (origin, store.path.name) == ("imported", "tss-official")
     assert open_store("tss-official").checksum == tiny.checksum
+
+
+def test_failed_runs_are_retried_and_fail_the_command(
+    tiny: Store,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sweep in which runs failed exits 1; run again, the failures are retried (not counted
+    as finished), and once they pass the command exits 0."""
+    real = runner.run_search
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("method bug")
+
+    monkeypatch.setattr(runner, "run_search", broken)
+    out = tmp_path / "res"
+    assert cli(_run_args(tiny, out)) == 1
+    assert "6 failed" in capsys.readouterr().out
+    assert cli(_run_args(tiny, out)) == 1
+    printed = capsys.readouterr().out
+    assert "0 already finished, 6 run now (6 of them retried" in printed and "6 failed" in printed
+    monkeypatch.setattr(runner, "run_search", real)
+    assert cli(_run_args(tiny, out)) == 0
+    printed = capsys.readouterr().out
+    assert "6 run now (6 of them retried after failing before), 0 failed" in printed
+    assert pd.read_parquet(out / "runs.parquet")["status"].eq("ok").all()

@@ -15,6 +15,7 @@ from harness import runner
 from harness.bench.store import Store, open_store
 from harness.errors import ConfigError
 from harness.oneshot import sweep
+from harness.oneshot.cell import SELECTIONS
 from harness.report.supernet import (
     collapse_curve_data,
     rank_correlation_data,
@@ -199,6 +200,7 @@ def test_a_failing_cell_gives_failed_rows(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("out of memory")
 
+    real = sweep.run_cell
     monkeypatch.setattr(sweep, "run_cell", broken)
     grid = _grid(selections="magnitude,perturbation")
     summary = sweep.run_supernet_sweep(grid, tmp_path, store=tiny_store, progress=False)
@@ -206,6 +208,48 @@ def test_a_failing_cell_gives_failed_rows(
     runs = pd.read_parquet(tmp_path / "runs.parquet")
     assert list(runs["status"]) == ["failed", "failed"] and runs["test_acc"].isna().all()
     assert runs["error"].str.contains("out of memory").all()
+    # a failed cell is not finished: the next sweep retries it and says so
+    again = sweep.run_supernet_sweep(grid, tmp_path, store=tiny_store, progress=False)
+    assert (again.skipped, again.ran, again.retried, again.failed) == (0, 1, 1, 1)
+    monkeypatch.setattr(sweep, "run_cell", real)
+    fixed = sweep.run_supernet_sweep(grid, tmp_path, store=tiny_store, progress=False)
+    assert (fixed.ran, fixed.retried, fixed.failed) == (1, 1, 0)
+    assert pd.read_parquet(tmp_path / "runs.parquet")["status"].eq("ok").all()
+    # a rerun for one more rule that fails keeps the good rows and adds a failed one
+    monkeypatch.setattr(sweep, "run_cell", broken)
+    more = sweep.run_supernet_sweep(_grid(selections="magnitude,perturbation,topk"), tmp_path,
+                                    store=tiny_store, progress=False)  # fmt: skip
+    assert (more.ran, more.retried, more.failed) == (1, 0, 1)
+    runs = pd.read_parquet(tmp_path / "runs.parquet").set_index("selection")
+    assert runs.loc["magnitude", "status"] == runs.loc["perturbation", "status"] == "ok"
+    assert runs.loc["topk", "status"] == "failed" and runs["test_acc"].notna().sum() == 2
+    traj = pd.read_parquet(tmp_path / sweep.TRAJECTORIES_FILE)
+    assert len(traj) == 2  # the good run's trajectory stays
+
+
+def test_rerun_with_the_union_of_rules_keeps_every_choice(
+    tiny_store: Store, tmp_path: Path
+) -> None:
+    """Asking later for top-K as well reruns the finished cell with all rules: its search and
+    perturbation selection resume from their checkpoints to the same architectures, and top-K
+    draws from its own stream (it once shared perturbation's and changed its edge order)."""
+    first = sweep.run_supernet_sweep(_grid(selections="magnitude,perturbation"), tmp_path / "a",
+                                     store=tiny_store, progress=False)  # fmt: skip
+    assert (first.ran, first.failed) == (1, 0)
+    before = pd.read_parquet(tmp_path / "a" / "runs.parquet").set_index("selection")
+    union = sweep.run_supernet_sweep(_grid(selections="topk,magnitude,perturbation"),
+                                     tmp_path / "a", store=tiny_store, progress=False)  # fmt: skip
+    assert (union.ran, union.failed) == (1, 0)
+    after = pd.read_parquet(tmp_path / "a" / "runs.parquet").set_index("selection")
+    assert after["status"].eq("ok").all() and sorted(after.index) == sorted(SELECTIONS)
+    for rule in ("magnitude", "perturbation"):
+        assert after.loc[rule, "arch_index"] == before.loc[rule, "arch_index"], rule
+    fresh = sweep.run_supernet_sweep(_grid(selections="topk,perturbation"), tmp_path / "b",
+                                     store=tiny_store, progress=False)  # fmt: skip
+    assert fresh.failed == 0
+    alone = pd.read_parquet(tmp_path / "b" / "runs.parquet").set_index("selection")
+    assert alone.loc["perturbation", "arch_index"] == before.loc["perturbation", "arch_index"]
+    assert alone.loc["topk", "arch_index"] == after.loc["topk", "arch_index"]
 
 
 # --------------------------------------------------------------------------- report data
