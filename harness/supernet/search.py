@@ -229,7 +229,10 @@ def run_supernet_search(
         ledger = SearchLedger(**extra["ledger"])
         history = [EpochRecord(**r) for r in extra["history"]]
         start = extra["epoch"] + 1
-        logger.info("resuming search at epoch %d", start)
+        line = f"resuming search from {path.name}: epochs 1-{start} done, next epoch {start + 1}"
+        logger.info(line)
+        if progress is not None:
+            progress(line)
     ctx = StepContext(
         method,
         supernet,
@@ -266,10 +269,7 @@ def run_supernet_search(
             f"epoch {epoch + 1}/{config.epochs}: loss {mean_loss:.4f}, {seconds:.1f} s, "
             f"argmax {history[-1].arch}"
         )
-        logger.info(line)
-        if progress is not None:
-            progress(line)
-        if path is not None:
+        if path is not None:  # saved before it is logged: a logged epoch is never lost
             record = {
                 "epoch": epoch,
                 "ledger": dataclasses.asdict(ledger),
@@ -279,6 +279,9 @@ def run_supernet_search(
                 "method_config": dataclasses.asdict(method.config),
             }
             save_checkpoint(path, **pieces, extra=record)
+        logger.info(line)
+        if progress is not None:
+            progress(line)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             return _result(method, space, arch_state, method_state, history, ledger, complete=False)
     return _result(method, space, arch_state, method_state, history, ledger, complete=True)

@@ -353,7 +353,10 @@ def select_perturbation(
         decided.copy_(record["decided"])
         current = record["current"].to(device, dtype)
         ledger, seconds_before = SearchLedger(**record["ledger"]), record["seconds"]
-        line = f"resuming perturbation selection after {space.position_name} {start}/{rows}"
+        line = (
+            f"resuming perturbation selection from {path.name}: {start}/{rows} "
+            f"{space.position_name}s decided and tuned, next decision {start + 1}"
+        )
         logger.info(line)
         if progress is not None:
             progress(line)

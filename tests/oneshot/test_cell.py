@@ -214,3 +214,46 @@ def test_cell_validates_its_inputs() -> None:
         run_cell("darts_v2", "tiny-cpu", "cifar10", 0, truth, overrides={"eg_lr": 1.0})
     with pytest.raises(ConfigError, match=r"Runtime\.images"):
         run_cell("darts_v1", "darts-pt", "cifar10", 0, truth)
+
+
+class _Killed(Exception):
+    """Plays a kill: raised from the progress log at a chosen line."""
+
+
+@pytest.mark.parametrize("kill_at", ["epoch 1/2", "layer 3/5"])
+def test_a_killed_size_space_cell_resumes_to_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kill_at: str
+) -> None:
+    """A TuNAS cell on tiny-cpu-sss killed after its first epoch, or after its third layer
+    decision, run again with the same work directory, gives the rows of an uninterrupted cell
+    (timings aside)."""
+    truth = TruthSet.without_truth("sss", ["cifar10"], "90", "no sss store in this test")
+    selections = ("magnitude", "perturbation", "topk")
+    whole = run_cell("tunas", "tiny-cpu-sss", "cifar10", 3, truth, selections=selections,
+                     runtime=Runtime(workdir=str(tmp_path / "whole")))  # fmt: skip
+    from harness.oneshot import setup
+
+    real = setup.ProgressLog.__call__
+
+    def killing(self: setup.ProgressLog, line: str) -> None:
+        real(self, line)
+        if line.startswith(kill_at):
+            raise _Killed(line)
+
+    monkeypatch.setattr(setup.ProgressLog, "__call__", killing)
+    part = Runtime(workdir=str(tmp_path / "part"))
+    with pytest.raises(_Killed):
+        run_cell("tunas", "tiny-cpu-sss", "cifar10", 3, truth, selections=selections,
+                 runtime=part)  # fmt: skip
+    monkeypatch.setattr(setup.ProgressLog, "__call__", real)
+    resumed = run_cell("tunas", "tiny-cpu-sss", "cifar10", 3, truth, selections=selections,
+                       runtime=part)  # fmt: skip
+    assert _stable(resumed.rows) == _stable(whole.rows)
+    assert [r["truth_note"] for r in resumed.rows] == ["no sss store in this test"] * 3
+    log = next((tmp_path / "part").glob("*.progress.log")).read_text()
+    if kill_at.startswith("epoch"):
+        assert "resuming search from " in log and "epochs 1-1 done, next epoch 2" in log
+    else:
+        assert "resuming search from " in log and "epochs 1-2 done, next epoch 3" in log
+        # the third decision was logged, not yet tuned and saved: it is made again
+        assert "2/5 layers decided and tuned, next decision 3" in log
