@@ -21,6 +21,7 @@ Grid TOML::
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import math
@@ -172,7 +173,58 @@ def seed_text(seeds: Sequence[int]) -> str:
     return ",".join(map(str, seeds))
 
 
+def _literal(text: str, entry: str) -> Any:
+    """A hyperparameter value written in a method list: a Python or JSON literal, or else the
+    text itself (a bare string)."""
+    lowered = {"true": True, "false": False, "null": None, "none": None}
+    if text.lower() in lowered:
+        return lowered[text.lower()]
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if not text or any(c in text for c in "()[]{}=,"):
+            raise ConfigError(f"cannot read the value {text!r} in {entry!r}") from None
+        return text
+
+
+def split_methods(text: str) -> list[str | dict[str, Any]]:
+    """A comma-separated method list, each entry a name or ``name(key=value, ...)`` (the form
+    the reports label configs with): ``"rea(population_size=20),rs"`` ->
+    ``[{"name": "rea", "population_size": 20}, "rs"]``."""
+    entries, depth, current = [], 0, ""
+    for char in text + ",":
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            raise ConfigError(f"unbalanced ')' in the method list {text!r}")
+        if char == "," and depth == 0:
+            if current.strip():
+                entries.append(current.strip())
+            current = ""
+        else:
+            current += char
+    if depth:
+        raise ConfigError(f"unbalanced '(' in the method list {text!r}")
+    out: list[str | dict[str, Any]] = []
+    for entry in entries:
+        name, paren, rest = entry.partition("(")
+        if not paren:
+            out.append(entry)
+            continue
+        if not rest.endswith(")") or not name.strip():
+            raise ConfigError(f"expected name(key=value, ...), got {entry!r}")
+        values: dict[str, Any] = {"name": name.strip()}
+        for item in filter(None, (p.strip() for p in rest[:-1].split(","))):
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip().isidentifier():
+                raise ConfigError(f"expected key=value in {entry!r}, got {item!r}")
+            values[key.strip()] = _literal(value.strip(), entry)
+        out.append(values)
+    return out
+
+
 def _listify(value: Any, what: str) -> list[Any]:
+    if isinstance(value, str) and what == "methods":
+        return split_methods(value)
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
     if isinstance(value, list | tuple):

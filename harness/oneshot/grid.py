@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, unknown
-from harness.grid import canonical_json, parse_seeds
+from harness.grid import canonical_json, parse_seeds, split_methods
 from harness.oneshot.cell import SELECTIONS
 from harness.paths import shared_data_dir
 from harness.registry import method_kind, method_names
@@ -93,8 +93,10 @@ def load_supernet_grid(
     max_steps: int | None = None,
 ) -> SupernetGrid:
     """A validated grid. Strings are comma-separated lists; a method may be a mapping
-    ``{"name": ..., **overrides}``; ``tasks`` default to the card's search tasks."""
-    entries = [_method_entry(m) for m in _names(methods)]
+    ``{"name": ..., **overrides}`` or, in a string, ``name(key=value, ...)``; ``tasks``
+    default to the card's search tasks."""
+    listed = split_methods(methods) if isinstance(methods, str) else list(methods)
+    entries = [_method_entry(m) for m in listed]
     if not entries:
         raise ConfigError(
             "no methods given; supernet methods: " + ", ".join(method_names("supernet"))
