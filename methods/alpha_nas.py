@@ -86,13 +86,16 @@ def sss_properties(widths: npt.NDArray[np.integer]) -> IntArray:
     w = np.asarray(widths, dtype=np.float64)
     c1, c2, c3, c4, c5 = w.T
 
-    def cell(cin: np.ndarray, cout: np.ndarray) -> np.ndarray:  # 2 convs from the input, 3 inner
-        return 9 * (2 * cin * cout + 3 * cout * cout)
+    def cell(cin: np.ndarray, cout: np.ndarray) -> np.ndarray:
+        # 2 convs from the input, 3 inner, and a 1x1 skip where the width changes
+        return 9 * (2 * cin * cout + 3 * cout * cout) + np.where(cin != cout, cin * cout, 0)
 
     def block(cin: np.ndarray, cout: np.ndarray) -> np.ndarray:  # two 3x3 convs + 1x1 shortcut
         return 9 * (cin * cout + cout * cout) + cin * cout
 
-    proxy = 27 * c1 + cell(c1, c2) + block(c2, c3) + cell(c3, c4) + block(c4, c5) + cell(c5, c5)
+    # the benchmark's order: stem and first cell at C1, block to C2, cell C2 -> C3, block to
+    # C4, cell C4 -> C5 (its classifier reads C5)
+    proxy = 27 * c1 + cell(c1, c1) + block(c1, c2) + cell(c2, c3) + block(c3, c4) + cell(c4, c5)
     bucket = np.floor(2 * np.log2(proxy / proxy.min())).astype(np.int64)
     step = int(sss.WIDTHS[0])
     return np.stack(
