@@ -60,12 +60,11 @@ def exponentiated_gradient_step(
 ) -> torch.Tensor:
     """One EG step on rows of the simplex: (rows, choices) theta and grad -> new theta.
 
-    Masked-out entries stay 0; the others are clamped at ``floor`` and renormalised.
+    ``theta * exp(-lr * grad)``, clamped at ``floor``, renormalised, in that order as in the
+    reference code (no shift by the row maximum before the clamp: it would move the floor);
+    masked-out entries stay 0.
     """
-    # shift by the row max of -lr * grad for stability; it cancels in the normalisation
-    scaled = -lr * grad.masked_fill(~mask, 0.0)
-    scaled = scaled - scaled.max(dim=1, keepdim=True).values
-    new = theta * torch.exp(scaled)
+    new = theta * torch.exp(-lr * grad.masked_fill(~mask, 0.0))
     new = torch.where(mask, new.clamp_min(floor), torch.zeros_like(new))
     return new / new.sum(dim=1, keepdim=True)
 

@@ -5,8 +5,9 @@ Training weights are ``onehot(argmax(h)) - p.detach() + p`` with ``p = softmax(h
 temperature falls linearly from ``tau_max`` to ``tau_min`` over the epochs (NAS-Bench-201:
 10 -> 0.1, 250 epochs). Both the weight step and the architecture step evaluate only the
 sampled op of each edge (``single_path``); the architecture gradient then reaches every alpha
-through ``p``. (AutoDL's forward also adds the zero-valued weights of unselected ops to the
-edge output, which gives those entries an extra gradient; that term is not reproduced.)
+through ``p``. As in AutoDL's forward (``zero_terms``, the default), each unselected op adds its
+hard weight (0 in value, gradient 1) to its edge's output, so those entries get the gradient
+of the edge output's sum as well; ``zero_terms=False`` leaves that term out.
 Architecture optimiser: Adam 3e-4, betas (0.5, 0.999), wd 1e-3. Selection: argmax of alpha.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -28,11 +29,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GdasConfig(ArchAdamConfig):
-    """Temperature schedule and whether the architecture step evaluates one path only."""
+    """Temperature schedule, whether the architecture step evaluates one path only, and
+    whether the unselected ops' zero weights join the edge outputs (``zero_terms``, as the
+    official forward does)."""
 
     tau_max: float = 10.0
     tau_min: float = 0.1
     single_path: bool = True
+    zero_terms: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.tau_min <= self.tau_max:
@@ -74,6 +78,10 @@ class Gdas(SoftmaxArchMixin, SupernetMethod):
             return torch.softmax(state["alpha"], dim=-1)
         return gumbel_hard(state["alpha"], float(state["tau"]), generator)
 
+    def forward_options(self) -> dict[str, Any]:
+        """The unselected ops' zero weights join their edges' outputs (official forward)."""
+        return {"zero_terms": self.config.single_path and self.config.zero_terms}
+
     def on_epoch_start(self, ctx: StepContext) -> None:
         """Linear temperature: tau_max at epoch 0, tau_min at the last epoch."""
         cfg, epochs = self.config, ctx.config.epochs
@@ -86,7 +94,7 @@ class Gdas(SoftmaxArchMixin, SupernetMethod):
         opt: torch.optim.Adam = ctx.method_state["arch_optimizer"]
         opt.zero_grad(set_to_none=True)
         weights = self.edge_weights(ctx.arch_state, training=True, generator=ctx.generator)
-        loss = ctx.loss(arch_batch, weights, skip_zero=self.config.single_path)
+        loss = ctx.loss(arch_batch, weights, skip_zero=self.config.single_path)  # zero_terms
         alpha.grad = ctx.grad(loss, [alpha])[0].detach()
         opt.step()
         ctx.supernet.zero_grad(set_to_none=True)

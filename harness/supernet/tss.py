@@ -128,12 +128,18 @@ class MixedCell(nn.Module):
         return cast(nn.ModuleList, self.edges[edge])[op]
 
     def forward(
-        self, x: torch.Tensor, weights: torch.Tensor, active: list[list[bool]] | None
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor,
+        active: list[list[bool]] | None,
+        zero_terms: bool = False,
     ) -> torch.Tensor:
         """(B, C, H, W), weights (6, 5) -> (B, C, H, W).
 
         Edge ``e`` outputs ``sum_k weights[e, k] * op_k(x)``. ``none`` is never evaluated (its
         term is identically zero); ``active[e][k] == False`` drops op ``k`` of edge ``e`` too.
+        ``zero_terms``: a dropped op adds its weight itself (0 in value) to the edge output, as
+        GDAS's official forward does, so its weight's gradient is the sum of the edge output's.
         """
         dense = active is None or all(
             active[e][k] for e in range(NUM_EDGES) for k in range(NUM_OPS) if k != _NONE
@@ -147,11 +153,18 @@ class MixedCell(nn.Module):
                 if d != dst:
                     continue
                 edge: torch.Tensor | None = None
+                zeros: list[torch.Tensor] = []  # weights of the dropped ops (zero_terms)
                 for k in range(NUM_OPS):
-                    if k == _NONE or (active is not None and not active[e][k]):
+                    dropped = active is not None and not active[e][k]
+                    if zero_terms and dropped:
+                        zeros.append(weights[e, k])
+                    if k == _NONE or dropped:
                         continue
                     term = weights[e, k] * self.edge_op(e, k)(nodes[src])  # (B, C, H, W)
                     edge = term if edge is None else edge + term
+                if zeros:  # 0 in value, broadcast over the edge output
+                    scalar = torch.stack(zeros).sum()
+                    edge = scalar.expand_as(nodes[src]) if edge is None else edge + scalar
                 if edge is not None:
                     total = edge if total is None else total + edge  # (B, C, H, W)
             nodes.append(torch.zeros_like(x) if total is None else total)
@@ -236,7 +249,12 @@ class TssSuperNet(_Skeleton):
         )
 
     def forward(
-        self, x: torch.Tensor, edge_weights: torch.Tensor, *, skip_zero: bool | None = None
+        self,
+        x: torch.Tensor,
+        edge_weights: torch.Tensor,
+        *,
+        skip_zero: bool | None = None,
+        zero_terms: bool = False,
     ) -> torch.Tensor:
         """Logits of the weighted mixture.
 
@@ -251,6 +269,9 @@ class TssSuperNet(_Skeleton):
                 zeros) and their BNs no running-stat update, as in the benchmark's single-path
                 forwards. ``True``: also when it requires grad; the gradient of a zero weight
                 is then 0 instead of ``<dL/d out, op(x)>``. ``False``: dense evaluation.
+            zero_terms: with ``skip_zero``, every left-out op adds its (zero) weight to its
+                edge's output, as GDAS's official cell does: the logits are unchanged and a
+                zero weight's gradient is the sum of the gradient of that edge's output.
 
         Returns:
             logits (B, num_classes).
@@ -265,7 +286,7 @@ class TssSuperNet(_Skeleton):
             if isinstance(cell, MixedCell):
                 weights = edge_weights[index] if per_cell else edge_weights  # (6, 5)
                 mask = (active[index] if per_cell else active) if active is not None else None
-                feature = cell(feature, weights, mask)  # (B, c, h, w)
+                feature = cell(feature, weights, mask, zero_terms)  # (B, c, h, w)
                 index += 1
             else:
                 feature = cell(feature)  # (B, 2c, h/2, w/2)

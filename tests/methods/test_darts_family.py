@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from harness.supernet.testing import tiny_config, tiny_data, tiny_loaders, tiny_
 from methods.darts import Darts, DartsConfig, FixedAlpha, unrolled_arch_grad
 from methods.drnas import Drnas, DrnasConfig, dirichlet_rsample
 from methods.gaea import Gaea, GaeaConfig, candidate_mask, exponentiated_gradient_step
-from methods.gdas import Gdas, GdasConfig
+from methods.gdas import Gdas, GdasConfig, gumbel_hard
 from methods.rarts import Rarts, RartsConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -98,7 +100,9 @@ def test_exponentiated_gradient_stays_on_the_simplex() -> None:
         grad = 50 * torch.randn(6, 5, generator=gen, dtype=torch.float64)
         theta = exponentiated_gradient_step(theta, grad, lr=0.1, mask=mask)
         assert torch.allclose(theta.sum(dim=1), torch.ones(6, dtype=torch.float64))
-        assert bool((theta[:, 0] == 0).all()) and bool((theta[:, 1:] >= 1e-5 / 2).all())
+        # the floor is applied before the renormalisation (as in the reference): candidates
+        # stay strictly positive, not above a fixed floor
+        assert bool((theta[:, 0] == 0).all()) and bool((theta[:, 1:] > 0).all())
 
 
 def test_exponentiated_gradient_is_the_multiplicative_update() -> None:
@@ -109,6 +113,17 @@ def test_exponentiated_gradient_is_the_multiplicative_update() -> None:
     expected = expected / expected.sum()
     got = exponentiated_gradient_step(theta, grad, lr=0.3, mask=mask)
     assert torch.allclose(got, expected)
+
+
+def test_exponentiated_gradient_clamps_before_it_normalises() -> None:
+    """The floor applies to ``theta * exp(-lr * grad)`` itself, as in the reference: here the
+    second entry falls to 2e-6 and is raised to 1e-5 before the renormalisation (a shift by
+    the row maximum before the clamp would have left it below the floor)."""
+    theta = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
+    grad = torch.tensor([[-1.0, math.log(0.5 / 2e-6) - 1.0]], dtype=torch.float64)
+    got = exponentiated_gradient_step(theta, grad, lr=1.0, mask=torch.ones(1, 2, dtype=torch.bool))
+    first = 0.5 * math.e
+    assert torch.allclose(got, torch.tensor([[first, 1e-5]], dtype=torch.float64) / (first + 1e-5))
 
 
 @pytest.mark.parametrize("single_level", [True, False])
@@ -224,3 +239,29 @@ def test_fixed_alpha_trains_the_weights_under_the_initial_alpha() -> None:
         FixedAlpha(), tiny_supernet(9), *tiny_loaders(9), tiny_config(), np.random.default_rng(9)
     )
     assert torch.equal(alpha, again.arch_state["alpha"].detach())
+
+
+def test_gdas_zero_terms_give_the_unselected_ops_the_edge_gradient() -> None:
+    """As in the official GDAS cell, an unselected op adds its hard weight (0 in value) to its
+    edge's output: the logits do not change, and every unselected op of an edge gets the same
+    gradient (that of the edge output's sum); without the term they get none."""
+    from harness.supernet.testing import tiny_supernet
+
+    net = tiny_supernet(3).double()
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    alpha = torch.randn(6, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    hard = gumbel_hard(alpha.requires_grad_(True), 1.0, torch.Generator().manual_seed(2))
+    grads, logits = [], []
+    for zero_terms in (True, False):
+        w = hard.detach().clone().requires_grad_(True)
+        out = net(x, w, skip_zero=True, zero_terms=zero_terms)
+        logits.append(out.detach())
+        grads.append(torch.autograd.grad(out.square().sum(), w)[0])
+    assert torch.equal(logits[0], logits[1])
+    picked = hard.detach().argmax(dim=1)
+    for e in range(6):
+        others = [k for k in range(5) if k != int(picked[e])]
+        with_terms = grads[0][e, others]
+        assert torch.allclose(with_terms, with_terms[0].expand_as(with_terms))
+        assert float(with_terms.abs().max()) > 0 and float(grads[1][e, others].abs().max()) == 0
+    assert Gdas().forward_options() == {"zero_terms": True}
