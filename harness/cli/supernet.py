@@ -14,8 +14,8 @@ from harness.errors import ConfigError, unknown
 #: Cards offered on the command line (:mod:`harness.supernet.cards`, which imports torch; a
 #: test keeps the two lists equal).
 CARDS = (
-    "tiny-cpu", "cpu-cifar10", "nb201-darts", "nats-ws", "darts-pt", "tiny-cpu-sss",
-    "cpu-cifar10-sss", "nats-ws-sss",
+    "tiny-cpu", "cpu-cifar10", "nb201-darts", "nb201-gdas", "nats-ws", "darts-pt",
+    "drnas-nb201", "gaea-nb201", "tiny-cpu-sss", "cpu-cifar10-sss", "nats-ws-sss",
 )  # fmt: skip
 
 

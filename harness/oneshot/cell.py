@@ -50,6 +50,7 @@ from harness.oneshot.setup import (
     TruthSet,
     build_supernet,
     canonical,
+    check_train_on,
     make_search_data,
 )
 from harness.registry import get_method
@@ -139,8 +140,9 @@ def _select(
                 runtime.compile,
                 runtime.bf16, runtime.cuda_graph,
             )  # fmt: skip
+            valid = data.arch if config.fresh_batches else data.eval  # augmented, shuffled
             out[name] = select_perturbation(
-                tuned, result.arch_weights, data.eval, config, rngs["perturbation"], data.train,
+                tuned, result.arch_weights, valid, config, rngs["perturbation"], data.train,
                 forward, tuning, progress, checkpoint,
             )  # fmt: skip
         seconds[name] = out[name].details.get("seconds", time.perf_counter() - began)
@@ -205,6 +207,7 @@ def run_cell(
         if key not in allowed:
             raise ConfigError(unknown(f"hyperparameter of {method}", key, allowed))
     instance = cls(cls.Config(**values))
+    check_train_on(card, instance)
     config = canonical(dataclasses.asdict(instance.config))
     eval_tasks = card.eval_tasks(task)
     key_parts = [method, config, card.space, task, card.key, seed]

@@ -49,12 +49,24 @@ __all__ = [
     "TruthSet",
     "build_supernet",
     "canonical",
+    "check_train_on",
     "make_search_data",
 ]
 
 #: Fixed entropies: the CIFAR-10 weight/arch split, the synthetic images.
 SPLIT_ENTROPY, SYNTHETIC_ENTROPY = 20_240_811, 20_240_812
 _SYNTHETIC_NORM = Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+def check_train_on(card: SupernetCard, method: Any) -> None:
+    """ConfigError when a bilevel method is asked to search under a card that trains on every
+    training image (its architecture batches would come from the test images)."""
+    if card.train_on == "all" and method.arch_split != "train":
+        raise ConfigError(
+            f"card {card.key} trains on all training images, so only single-level methods "
+            f"search under it; {method.name} takes its architecture batches from a "
+            "validation split"
+        )
 
 
 def canonical(obj: Any) -> str:
@@ -162,6 +174,10 @@ def _images(card: SupernetCard, runtime: Runtime) -> tuple[Any, Any, str, Normal
         raise ConfigError(f"card {card.key} needs the CIFAR-10 JPEG archive (Runtime.images)")
     source = Path(runtime.images)
     data = read_image_folder(source, "train", runtime.cache_dir)
+    if card.train_on == "all":  # every training image trains; the test images evaluate
+        test = read_image_folder(source, "test", runtime.cache_dir)
+        checksum = f"{_file_digest(source)}:all-train+test"
+        return data, test, checksum, normalization_for("cifar10"), CROP_PADDING["cifar10"]
     split = seeded_split(
         "cifar10-jpeg-search", len(data), {"train": n_w, "valid": n_a},
         np.random.default_rng(SPLIT_ENTROPY),

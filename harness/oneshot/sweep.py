@@ -57,7 +57,7 @@ from harness.oneshot.resultsdir import (
     TRAJECTORY_VARYING,
     SupernetResultsDir,
 )
-from harness.oneshot.setup import Runtime, TruthSet
+from harness.oneshot.setup import Runtime, TruthSet, check_train_on
 from harness.paths import harness_home
 from harness.registry import get_method
 from harness.supernet.cards import SupernetCard
@@ -130,7 +130,12 @@ def _full_config(name: str, overrides: str, card: SupernetCard) -> str:
         if key not in allowed:
             raise ConfigError(unknown(f"hyperparameter of {name}", key, allowed))
     try:
-        return canonical_json(dataclasses.asdict(cls(cls.Config(**values)).config))
+        method = cls(cls.Config(**values))
+    except TypeError as err:
+        raise ConfigError(f"bad hyperparameters for {name}: {err}") from None
+    check_train_on(card, method)
+    try:
+        return canonical_json(dataclasses.asdict(method.config))
     except TypeError as err:
         raise ConfigError(f"bad hyperparameters for {name}: {err}") from None
 

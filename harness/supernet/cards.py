@@ -1,308 +1,116 @@
-"""Protocol cards of supernet experiments: the published settings a comparison holds fixed.
+"""The supernet protocol cards: the published settings (NAS-Bench-201, NATS-Bench, DARTS-PT,
+DrNAS, GAEA), reduced CPU protocols and smoke-test cards, looked up by name or ``name@version``.
 
-A :class:`SupernetCard` fixes the space, the search loop (epochs, batch, SGD schedule,
-clipping), the architecture optimiser (the DARTS family's Adam, and per-method settings), the
-supernet (tss: C, N; sss: the mask scope; BatchNorm flags), the
-data (which images, how they are split into weight and architecture batches, which tasks are
-searched and which the result is reported on) and the selection stage (perturbation tuning,
-top-K sampling, the rank-correlation sample). It turns into the pieces the harness needs
-(:meth:`~SupernetCard.search_config`, :meth:`~SupernetCard.supernet_kwargs`,
-:meth:`~SupernetCard.method_overrides`, :meth:`~SupernetCard.data_split`, selection configs),
-and :meth:`~SupernetCard.to_dict` goes into every run record. Sources: the NAS-Bench-201 and
-NATS-Bench search scripts and DARTS-PT's NB201 scripts (see the project's method notes).
+A card's version goes up whenever a knob changes what its runs compute (run keys carry
+``name@version``); :class:`~harness.supernet.card.SupernetCard` defines the knobs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
-
-from torch import nn
 
 from harness.bench import names
-from harness.errors import ConfigError, lookup_versioned, reject_unknown_fields, unknown
-from harness.supernet.method import SearchConfig
-from harness.supernet.selection import PerturbationConfig, TopKConfig
+from harness.errors import lookup_versioned
+from harness.supernet.card import SupernetCard
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SUPERNET_CARDS", "SupernetCard", "card_names", "get_card"]
 
-DATA_SOURCES: tuple[str, ...] = ("cifar10-jpeg", "synthetic")
-STEP_ORDERS: tuple[str, ...] = ("weights_first", "arch_first")
-SPACES: tuple[str, ...] = ("tss", "sss")
-MASK_SCOPES: tuple[str, ...] = ("module", "layer")
-#: Knobs added after the first cards, left out of :meth:`SupernetCard.to_dict` while they hold
-#: these defaults, so that the run keys of cards made before them do not change.
-_LATER_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {"space": "tss", "mask_scope": "module", "method_settings": {}}
-)
-
-
-@dataclass(frozen=True)
-class SupernetCard:
-    """One supernet search protocol (see module docstring). Learning rates are per step of
-    SGD / Adam; epochs are passes over the weight split; ``image_size`` is in pixels.
-
-    ``search_tasks``: tasks a search may run on; ``transfer``: report the architecture on
-    every task (searched on CIFAR-10, NB201 style) instead of only the searched one.
-    ``weight_images`` / ``arch_images``: sizes of the weight and architecture parts of the
-    training images (CIFAR-10) or, for synthetic data, of each synthetic part.
-    ``perturbation_epochs``: tuning epochs after each edge decision (DARTS-PT ``proj_intv``;
-    as there, the phase before the last decision is one epoch shorter);
-    ``perturbation_tune_arch``: the tuning runs the method's own steps, so its architecture
-    weights keep training on the undecided edges (DARTS-PT's darts-proj), else the supernet
-    weights alone are tuned.
-    ``rank_*``: the fixed stratified architecture sample for Kendall / Spearman and the number
-    of validation batches each of its architectures is scored on.
-    ``space``: ``tss`` (C and N apply) or ``sss`` (the benchmark's 5 layers of 8..64 channels;
-    ``mask_scope``: ``module`` masks each module's output as NATS-Bench does, ``layer`` also
-    every activation inside it, so that one-hot masks compute the sliced sub-network).
-    ``method_settings``: config values per method name, applied after the shared Adam settings
-    (e.g. TuNAS without architecture weight decay).
-    """
-
-    name: str
-    version: int
-    description: str
-    # search loop
-    epochs: int
-    space: str = "tss"
-    batch_size: int = 64
-    lr: float = 0.025
-    lr_min: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = True
-    grad_clip: float | None = 5.0
-    schedule_epochs: int | None = None
-    max_steps_per_epoch: int | None = None
-    step_order: str = "weights_first"
-    # architecture optimiser (DARTS-family Adam; ignored by methods without those fields)
-    arch_lr: float = 3e-4
-    arch_beta1: float = 0.5
-    arch_beta2: float = 0.999
-    arch_weight_decay: float = 1e-3
-    # supernet
-    C: int = 16
-    N: int = 5
-    mask_scope: str = "module"
-    affine: bool = False
-    track_running_stats: bool = False
-    # data
-    data: str = "cifar10-jpeg"
-    search_tasks: tuple[str, ...] = ("cifar10",)
-    transfer: bool = False
-    weight_images: int = 25_000
-    arch_images: int = 25_000
-    image_size: int = 32
-    synthetic_classes: int = 10
-    eval_batch_size: int = 512
-    report_hp: str = "200"
-    # selection
-    perturbation_epochs: int = 5
-    perturbation_lr: float = 0.0025
-    perturbation_weight_decay: float = 3e-4
-    perturbation_valid_batches: int | None = None
-    perturbation_tune_arch: bool = True
-    topk: int = 100
-    topk_valid_batches: int = 10
-    rank_sample: int = 100
-    rank_bins: int = 10
-    rank_valid_batches: int = 10
-    method_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.space not in SPACES:
-            raise ConfigError(unknown("card space", self.space, SPACES))
-        if self.mask_scope not in MASK_SCOPES:
-            raise ConfigError(unknown("mask scope", self.mask_scope, MASK_SCOPES))
-        if self.data not in DATA_SOURCES:
-            raise ConfigError(unknown("card data source", self.data, DATA_SOURCES))
-        if self.step_order not in STEP_ORDERS:
-            raise ConfigError(unknown("step order", self.step_order, STEP_ORDERS))
-        for task in self.search_tasks:
-            names.check_task(task)
-        names.hp_key(self.space, self.report_hp)
-        positive = ("epochs", "batch_size", "C", "N", "weight_images", "arch_images", "topk")
-        bad = [f for f in positive if getattr(self, f) < 1]
-        if bad or self.image_size % 4:
-            raise ConfigError(
-                f"card {self.name!r}: {bad or 'image_size'} must be >= 1 (image_size divisible "
-                f"by 4, got {self.image_size})"
-            )
-        object.__setattr__(self, "search_tasks", tuple(self.search_tasks))
-        self.search_config()  # validates the loop settings
-
-    @property
-    def key(self) -> str:
-        """``name@version`` (the run record's ``protocol``)."""
-        return f"{self.name}@{self.version}"
-
-    def eval_tasks(self, task: str) -> tuple[str, ...]:
-        """Tasks the architecture searched on ``task`` is reported on."""
-        self.check_task(task)
-        return names.TASKS if self.transfer else (task,)
-
-    def check_task(self, task: str) -> str:
-        if task not in self.search_tasks:
-            raise ConfigError(f"card {self.key} " + unknown("search task", task, self.search_tasks))
-        return task
-
-    def search_config(
-        self,
-        device: str = "cpu",
-        bf16: bool = False,
-        compile: str | None = None,
-        cuda_graph: bool = False,
-    ) -> SearchConfig:
-        """The loop's :class:`SearchConfig` on ``device`` (and its speed settings)."""
-        return SearchConfig(
-            epochs=self.epochs,
-            lr=self.lr,
-            lr_min=self.lr_min,
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
-            nesterov=self.nesterov,
-            grad_clip=self.grad_clip,
-            schedule_epochs=self.schedule_epochs,
-            max_steps_per_epoch=self.max_steps_per_epoch,
-            bf16=bf16,
-            device=device,
-            compile=compile,
-            cuda_graph=cuda_graph,
-        )
-
-    def supernet_class(self) -> type[nn.Module]:
-        """The supernet of the card's space: :class:`~harness.supernet.tss.TssSuperNet` or
-        :class:`~harness.supernet.sss.SssSuperNet`."""
-        if self.space == "sss":
-            from harness.supernet.sss import SssSuperNet
-
-            return SssSuperNet
-        from harness.supernet.tss import TssSuperNet
-
-        return TssSuperNet
-
-    def supernet_kwargs(self, num_classes: int) -> dict[str, Any]:
-        """Keyword arguments of :meth:`supernet_class`."""
-        flags = dict(affine=self.affine, track_running_stats=self.track_running_stats)
-        if self.space == "sss":
-            return dict(num_classes=num_classes, mask_scope=self.mask_scope, **flags)
-        return dict(num_classes=num_classes, C=self.C, N=self.N, **flags)
-
-    def method_overrides(self, config_type: type[Any], method: str | None = None) -> dict[str, Any]:
-        """Config values this card sets for a method whose Config is ``config_type``: the
-        architecture Adam and the step order, then ``method_settings[method]``, for the fields
-        the method has."""
-        values = dict(
-            arch_lr=self.arch_lr,
-            arch_beta1=self.arch_beta1,
-            arch_beta2=self.arch_beta2,
-            arch_weight_decay=self.arch_weight_decay,
-            weights_first=self.step_order == "weights_first",
-        )
-        values.update(self.method_settings.get(method or "", {}))
-        fields = {f.name for f in dataclasses.fields(config_type)}
-        return {k: v for k, v in values.items() if k in fields}
-
-    def data_split(self, task: str) -> dict[str, Any]:
-        """Where the weight and architecture batches of a search on ``task`` come from."""
-        self.check_task(task)
-        if self.data == "synthetic":
-            return {
-                "images": "synthetic",
-                "weights": f"{self.weight_images} synthetic images",
-                "arch": f"{self.arch_images} other synthetic images",
-                "classes": self.synthetic_classes,
-                "image_size": self.image_size,
-            }
-        if task != "cifar10":
-            raise ConfigError(
-                f"card {self.key}: only CIFAR-10 images are available to the harness's "
-                f"experiments (JPEG copy), not {task!r}"
-            )
-        return {
-            "images": "cifar10-jpeg train (50,000 JPEG re-encodings)",
-            "weights": f"{self.weight_images} images of a fixed seeded split",
-            "arch": f"the other {self.arch_images} images of that split",
-            "split": "seeded (the official cifar-split.txt indices do not apply to the JPEGs)",
-            "image_size": self.image_size,
-        }
-
-    def perturbation_config(self, steps_per_epoch: int) -> PerturbationConfig:
-        """DARTS-PT selection: tuning of ``perturbation_epochs`` epochs of ``steps_per_epoch``
-        steps after each edge decision (one epoch fewer before the last), at a constant
-        ``perturbation_lr`` (the method's own steps when ``perturbation_tune_arch``)."""
-        return PerturbationConfig(
-            criterion="acc",
-            valid_batches=self.perturbation_valid_batches,
-            fine_tune_steps=self.perturbation_epochs * steps_per_epoch,
-            last_tune_steps=max(self.perturbation_epochs - 1, 0) * steps_per_epoch,
-            fine_tune_lr=self.perturbation_lr,
-            momentum=self.momentum,
-            weight_decay=self.perturbation_weight_decay,
-            grad_clip=self.grad_clip,
-            tune_arch=self.perturbation_tune_arch,
-        )
-
-    def topk_config(self) -> TopKConfig:
-        return TopKConfig(k=self.topk, valid_batches=self.topk_valid_batches)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict of every knob; :meth:`from_dict` inverts it."""
-        out = dataclasses.asdict(self)
-        out["search_tasks"] = list(self.search_tasks)
-        out["method_settings"] = {k: dict(v) for k, v in self.method_settings.items()}
-        for name, default in _LATER_DEFAULTS.items():
-            if out[name] == default:
-                del out[name]
-        return out
-
-    @staticmethod
-    def from_dict(data: Mapping[str, Any]) -> SupernetCard:
-        reject_unknown_fields(SupernetCard, data, "supernet card")
-        return SupernetCard(**{**data, "search_tasks": tuple(data.get("search_tasks", ()))})
-
-
 SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
     {
+        # Version 4 of the published cards follows their code where version 3 did not: the
+        # cosine steps once per epoch; NB201's DARTS-V2 takes the architecture step first;
+        # NATS's head BN takes the cell flags and its top-K scores each candidate on its own
+        # batch in eval mode; DARTS-PT scores candidates on shuffled, augmented batches.
         "nb201-darts": SupernetCard(
             name="nb201-darts",
-            version=3,
+            version=4,
             description="NAS-Bench-201 paper DARTS search: 50 epochs on the CIFAR-10 25k/25k "
-            "split, clip 5, BN running statistics; reported on all three tasks",
+            "split, clip 5, BN running statistics, cosine per epoch, DARTS-V2 alpha step "
+            "first; reported on all three tasks",
             epochs=50,
+            lr_schedule="epoch",
+            grad_clip=5.0,
+            track_running_stats=True,
+            transfer=True,
+            method_settings={"darts_v2": {"weights_first": False}},
+        ),
+        "nb201-gdas": SupernetCard(
+            name="nb201-gdas",
+            version=1,
+            description="NAS-Bench-201 paper GDAS search: nb201-darts with 250 epochs "
+            "(GDAS.config); reported on all three tasks",
+            epochs=250,
+            lr_schedule="epoch",
             grad_clip=5.0,
             track_running_stats=True,
             transfer=True,
         ),
         "nats-ws": SupernetCard(
             name="nats-ws",
-            version=3,
+            version=4,
             description="NATS-Bench weight-sharing search: 100 epochs, no clipping, BN batch "
-            "statistics everywhere; searched and reported per task",
+            "statistics in the cells and the head, cosine per epoch; top-K on one batch per "
+            "candidate in eval mode; searched and reported per task",
             epochs=100,
+            lr_schedule="epoch",
             grad_clip=None,
             track_running_stats=False,
+            head_like_cells=True,
             search_tasks=names.TASKS,
+            topk_valid_batches=1,
+            topk_batches="per_candidate",
+            topk_train_mode=False,
         ),
         "darts-pt": SupernetCard(
             name="darts-pt",
-            version=3,
+            version=4,
             description="DARTS-PT NB201 supernet: 100 epochs, wd 3e-4, clip 5, alpha step "
-            "first, BN running statistics; perturbation selection with 5 tuning epochs per "
-            "edge at a constant lr 0.0025 on the full validation split",
+            "first, BN running statistics, cosine per epoch; perturbation selection with 5 "
+            "tuning epochs per edge at a constant lr 0.0025, each candidate scored on a "
+            "shuffled, augmented pass over the validation split",
             epochs=100,
+            lr_schedule="epoch",
             weight_decay=3e-4,
             nesterov=False,
             grad_clip=5.0,
             step_order="arch_first",
             track_running_stats=True,
+            perturbation_batches="loader",
+        ),
+        "drnas-nb201": SupernetCard(
+            name="drnas-nb201",
+            version=1,
+            description="DrNAS NB201 search: 100 epochs, wd 3e-4, no Nesterov, clip 5, alpha "
+            "step first, BN running statistics, a 50/50 split of the training set, Adam wd "
+            "1e-3, cosine per epoch; searched and reported per task",
+            epochs=100,
+            lr_schedule="epoch",
+            weight_decay=3e-4,
+            nesterov=False,
+            grad_clip=5.0,
+            step_order="arch_first",
+            track_running_stats=True,
+            search_tasks=names.TASKS,
+        ),
+        "gaea-nb201": SupernetCard(
+            name="gaea-nb201",
+            version=1,
+            description="GAEA NB201 reference settings: C=24, 25 epochs of a 50-epoch cosine "
+            "(per epoch), wd 3e-4, no Nesterov, clip 5, single-level ERM on the whole training "
+            "set (weights and theta; selection on the test images); searched per task",
+            epochs=25,
+            schedule_epochs=50,
+            lr_schedule="epoch",
+            weight_decay=3e-4,
+            nesterov=False,
+            grad_clip=5.0,
+            C=24,
+            train_on="all",
+            search_tasks=names.TASKS,
         ),
         "cpu-cifar10": SupernetCard(
             name="cpu-cifar10",
@@ -353,14 +161,15 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
             version=1,
             description="NATS-Bench size-space weight sharing (TAS, FBNet-V2, TuNAS): supernet "
             "at width 64, masks at module outputs, BN batch statistics in the cells; 100 "
-            "epochs, no clipping, Adam 3e-4 with wd 1e-3 (TuNAS 0); searched and reported per "
-            "task at hp 90",
+            "epochs, no clipping, cosine per epoch, Adam 3e-4 with wd 1e-3 (TuNAS 0); searched "
+            "and reported per task at hp 90",
             space="sss",
             epochs=100,
             grad_clip=None,
             track_running_stats=False,
             search_tasks=names.TASKS,
             report_hp="90",
+            lr_schedule="epoch",
             method_settings={"tunas": {"arch_weight_decay": 0.0}},
         ),
         "cpu-cifar10-sss": SupernetCard(

@@ -36,8 +36,10 @@ Loss = torch.Tensor | float  # a step's weight loss: 0-dim tensor (no device syn
 class SearchConfig:
     """Settings of the loop (NATS-Bench ``weight-sharing.config`` defaults).
 
-    ``lr`` follows a per-step cosine from ``lr`` to ``lr_min`` over ``schedule_epochs`` (default
-    ``epochs``; GAEA runs 25 of a 50-epoch schedule). ``grad_clip`` None: no clipping.
+    ``lr`` follows a cosine from ``lr`` to ``lr_min`` over ``schedule_epochs`` (default
+    ``epochs``; GAEA runs 25 of a 50-epoch schedule), updated every step, or once per epoch
+    with ``lr_per_epoch`` (as the AutoDL and DARTS-PT code do). ``grad_clip`` None: no
+    clipping.
     ``max_steps_per_epoch`` caps an epoch (tests, smoke runs); None: the whole train loader.
     ``compile``: a ``torch.compile`` mode (``harness.supernet.compiled.COMPILE_MODES``) for
     the supernet forwards of methods with dense weights (``SupernetMethod.dense_weights``);
@@ -59,6 +61,7 @@ class SearchConfig:
     device: str = "cpu"
     compile: str | None = None
     cuda_graph: bool = False
+    lr_per_epoch: bool = False
 
     def __post_init__(self) -> None:
         check_compile_mode(self.compile)
@@ -70,9 +73,11 @@ class SearchConfig:
             raise ConfigError(f"grad_clip must be positive or None; got {self.grad_clip}")
 
     def lr_at(self, epoch: int, step: int, steps_per_epoch: int) -> float:
-        """Cosine learning rate at fractional epoch ``epoch + step / steps_per_epoch``."""
+        """Cosine learning rate at fractional epoch ``epoch + step / steps_per_epoch`` (at
+        ``epoch`` for every step of it with ``lr_per_epoch``)."""
         horizon = self.schedule_epochs or self.epochs
-        t = min((epoch + step / steps_per_epoch) / horizon, 1.0)
+        fraction = 0.0 if self.lr_per_epoch else step / steps_per_epoch
+        t = min((epoch + fraction) / horizon, 1.0)
         return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * t))
 
 

@@ -69,7 +69,9 @@ class PerturbationConfig:
     the final one, so that phase is one epoch shorter. ``tune_arch``: the tuning steps are
     the method's own (its architecture weights keep training on undecided rows; DARTS-PT's
     darts-proj), else weight steps under fixed mixing weights. ``fixed_weights``: start from
-    uniform weights instead of the method's (needs ``tune_arch=False``).
+    uniform weights instead of the method's (needs ``tune_arch=False``). ``fresh_batches``:
+    every candidate is scored on the next ``valid_batches`` batches of the validation loader
+    (a shuffled, augmented loader: DARTS-PT), else all on the same batches drawn once.
     """
 
     criterion: Literal["acc", "loss"] = "acc"
@@ -83,6 +85,7 @@ class PerturbationConfig:
     tune_arch: bool = True
     fixed_weights: bool = False
     train_mode: bool = True
+    fresh_batches: bool = False
 
     def __post_init__(self) -> None:
         if self.criterion not in ("acc", "loss"):
@@ -130,12 +133,15 @@ class ArchTuning:
 @dataclass(frozen=True)
 class TopKConfig:
     """``k`` sampled architectures scored on ``valid_batches`` batches. ``sampling``: uniform
-    over the space, or per row from the method's weights (rows normalised)."""
+    over the space, or per row from the method's weights (rows normalised). ``per_candidate``:
+    each candidate on the next batches of the loader (NATS-Bench's ``get_best_arch``, in eval
+    mode there), else all on the same batches drawn once."""
 
     k: int = 100
     valid_batches: int = 1
     sampling: Literal["uniform", "weights"] = "uniform"
     train_mode: bool = True
+    per_candidate: bool = False
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.valid_batches < 1:
@@ -337,14 +343,14 @@ def select_perturbation(
                 f"{space.name} weights have shape {space.shape}; got {tuple(current.shape)}"
             )
     decided = torch.zeros(rows, dtype=torch.bool, device=device)
-    batches = _take(valid, config.valid_batches)
+    fixed = None if config.fresh_batches else _take(valid, config.valid_batches)
     order = [int(e) for e in rng.permutation(rows)]
     decisions: list[dict[str, Any]] = []
     ledger = SearchLedger()
     opt = _tuning_optimizer(supernet, config) if tunes else None
     path = None if checkpoint is None else Path(checkpoint)
     identity = {"config": dataclasses.asdict(config), "order": order}
-    pieces = _checkpoint_pieces(supernet, opt, tuning, train, rng)
+    pieces = _checkpoint_pieces(supernet, opt, tuning, train, valid, rng)
     start, step, seconds_before = 0, 0, 0.0
     if path is not None and path.exists():
         check = functools.partial(_check_same_selection, identity, path)
@@ -379,6 +385,7 @@ def select_perturbation(
         for choice in (int(o) for o in torch.nonzero(current[row] > 0).flatten()):
             masked = current.clone()
             masked[row, choice] = 0.0
+            batches = fixed if fixed is not None else _take(valid, config.valid_batches)
             acc, loss = evaluate(supernet, masked, batches, config.train_mode)
             ledger.forward_passes += len(batches)
             scores[choice] = acc if config.criterion == "acc" else -loss
@@ -423,11 +430,11 @@ def select_perturbation(
 
 def _checkpoint_pieces(
     supernet: nn.Module, opt: torch.optim.SGD | None, tuning: ArchTuning | None,
-    train: Iterable[Batch] | None, rng: np.random.Generator,
+    train: Iterable[Batch] | None, valid: Iterable[Batch], rng: np.random.Generator,
 ) -> CheckpointPieces:  # fmt: skip
     """What a selection checkpoint saves: the supernet, the tuning SGD, the method's state
-    and generator, and the generators of the tuning loaders."""
-    loaders = [train, None if tuning is None else tuning.arch]
+    and generator, and the generators of the tuning and validation loaders."""
+    loaders = [train, None if tuning is None else tuning.arch, valid]
     return CheckpointPieces(
         supernet=supernet, optimizer=opt,
         arch_state={} if tuning is None else tuning.arch_state,
@@ -467,13 +474,20 @@ def select_topk(
     else:
         archs = [int(a) for a in space.sample(rng, size=config.k)]
     device, dtype = _param_device(supernet)
-    batches = _take(valid, config.valid_batches)
+    shared = None if config.per_candidate else _take(valid, config.valid_batches)
+    stream = _cycle(valid) if config.per_candidate else None
     scored: list[tuple[int, float]] = []
+    passes = 0
     for arch in archs:
         weights_k = one_hot(space, arch, device, dtype)
+        if stream is None:
+            assert shared is not None
+            batches = shared
+        else:
+            batches = list(itertools.islice(stream, config.valid_batches))
+        passes += len(batches)
         scored.append((arch, evaluate(supernet, weights_k, batches, config.train_mode)[0]))
     best = max(range(len(scored)), key=lambda i: (scored[i][1], -i))
-    passes = len(archs) * len(batches)
     return _result(
         space, scored[best][0], "topk", config, scored=scored, forward_passes=passes,
         backward_passes=0,

@@ -76,9 +76,17 @@ def stage_layout(C: int, N: int) -> list[tuple[str, int, int]]:
 
 
 class _Skeleton(nn.Module):
-    """Stem, cells and residual blocks, head; ``make_cell(width)`` builds each cell."""
+    """Stem, cells and residual blocks, head; ``make_cell(width)`` builds each cell.
+    ``head_flags``: ``(affine, track_running_stats)`` of the head BatchNorm."""
 
-    def __init__(self, C: int, N: int, num_classes: int, make_cell: Callable[[int], nn.Module]):
+    def __init__(
+        self,
+        C: int,
+        N: int,
+        num_classes: int,
+        make_cell: Callable[[int], nn.Module],
+        head_flags: tuple[bool, bool] = (True, True),
+    ):
         super().__init__()
         if num_classes < 1:
             raise ConfigError(f"num_classes must be >= 1; got {num_classes}")
@@ -90,7 +98,10 @@ class _Skeleton(nn.Module):
             ResNetBasicBlock(c_in, c_out) if kind == "reduce" else make_cell(c_out)
             for kind, c_in, c_out in stage_layout(C, N)
         )
-        self.lastact = nn.Sequential(nn.BatchNorm2d(4 * C), nn.ReLU(inplace=False))
+        affine, track = head_flags
+        self.lastact = nn.Sequential(
+            nn.BatchNorm2d(4 * C, affine=affine, track_running_stats=track), nn.ReLU(inplace=False)
+        )
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(4 * C, num_classes)
 
@@ -228,6 +239,9 @@ class TssSuperNet(_Skeleton):
         affine, track_running_stats: BatchNorm flags of the cell ops.
         fused: evaluate dense cells with the ops of each source node batched
             (:meth:`MixedCell.forward_fused`; same parameters and state dict).
+        head_like_cells: the head BatchNorm takes the cells' flags, as in NATS-Bench's search
+            model (``GenericNAS201Model``); default affine with running statistics, as in
+            NAS-Bench-201's (``TinyNetworkDarts``).
     """
 
     #: the space it searches: architecture weights of shape (6 edges, 5 ops)
@@ -242,11 +256,14 @@ class TssSuperNet(_Skeleton):
         affine: bool = False,
         track_running_stats: bool = False,
         fused: bool = True,
+        head_like_cells: bool = False,
     ) -> None:
         self.affine, self.track_running_stats = affine, track_running_stats
+        self.head_like_cells = head_like_cells
         super().__init__(
-            C, N, num_classes, lambda c: MixedCell(c, affine, track_running_stats, fused)
-        )
+            C, N, num_classes, lambda c: MixedCell(c, affine, track_running_stats, fused),
+            (affine, track_running_stats) if head_like_cells else (True, True),
+        )  # fmt: skip
 
     def forward(
         self,
@@ -340,6 +357,8 @@ class TssNetwork(_Skeleton):
         num_classes: 10 (CIFAR-10), 100 (CIFAR-100), 120 (ImageNet16-120).
         C, N: channels of the first stage and cells per stage (16 and 5 in the benchmark).
         affine, track_running_stats: BatchNorm flags of the cell ops (True in the benchmark).
+        head_like_cells: the head BatchNorm takes those flags too (a network from a supernet
+            built so); default affine with running statistics.
     """
 
     def __init__(
@@ -351,12 +370,14 @@ class TssNetwork(_Skeleton):
         N: int = 5,
         affine: bool = True,
         track_running_stats: bool = True,
+        head_like_cells: bool = False,
     ) -> None:
         self.ops = arch_ops(arch)
         self.affine, self.track_running_stats = affine, track_running_stats
         super().__init__(
-            C, N, num_classes, lambda c: DiscreteCell(self.ops, c, affine, track_running_stats)
-        )
+            C, N, num_classes, lambda c: DiscreteCell(self.ops, c, affine, track_running_stats),
+            (affine, track_running_stats) if head_like_cells else (True, True),
+        )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W), H and W divisible by 4 -> logits (B, num_classes)."""
@@ -381,6 +402,7 @@ def network_from_supernet(
         N=supernet.N,
         affine=supernet.affine,
         track_running_stats=supernet.track_running_stats,
+        head_like_cells=supernet.head_like_cells,
     )
     source = supernet.state_dict()
     target: dict[str, torch.Tensor] = {}

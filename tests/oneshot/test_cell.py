@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -86,11 +87,58 @@ def test_cards_hold_the_published_settings() -> None:
     assert (tiny.C, tiny.N, tiny.image_size, tiny.data) == (4, 1, 8, "synthetic")
 
 
+def test_published_cards_follow_their_code() -> None:
+    """Version 4: the cosine per epoch, NB201's DARTS-V2 alpha step first, NATS's head BN
+    with the cell flags and top-K per candidate in eval mode, DARTS-PT's fresh batches; and
+    the GDAS, DrNAS and GAEA cards."""
+    nb201, nats, pt = get_card("nb201-darts"), get_card("nats-ws"), get_card("darts-pt")
+    assert all(c.version == 4 and c.search_config().lr_per_epoch for c in (nb201, nats, pt))
+    assert nb201.method_overrides(DartsConfig, "darts_v2")["weights_first"] is False
+    assert nb201.method_overrides(DartsConfig, "darts_v1")["weights_first"] is True
+    assert nats.supernet_kwargs(10)["head_like_cells"] is True
+    assert "head_like_cells" not in nb201.supernet_kwargs(10)
+    topk = nats.topk_config()
+    assert topk.per_candidate and not topk.train_mode and topk.valid_batches == 1
+    assert (
+        pt.perturbation_config(10).fresh_batches and not nb201.perturbation_config(10).fresh_batches
+    )
+    assert get_card("nb201-gdas").epochs == 250
+    drnas = get_card("drnas-nb201")
+    assert (drnas.epochs, drnas.weight_decay, drnas.nesterov, drnas.grad_clip) == (
+        100, 3e-4, False, 5.0
+    )  # fmt: skip
+    assert drnas.step_order == "arch_first" and drnas.track_running_stats
+    gaea = get_card("gaea-nb201")
+    cfg = gaea.search_config()
+    assert (gaea.C, cfg.epochs, cfg.schedule_epochs, cfg.weight_decay, cfg.nesterov) == (
+        24, 25, 50, 3e-4, False
+    )  # fmt: skip
+    assert gaea.train_on == "all" and "all 50,000" in gaea.data_split("cifar10")["weights"]
+    # the cards that are not published settings keep their run keys (knobs at defaults)
+    assert "lr_schedule" not in get_card("cpu-cifar10").to_dict()
+
+
+def test_cosine_once_per_epoch() -> None:
+    from harness.supernet.method import SearchConfig
+
+    per_step = SearchConfig(epochs=10, lr=0.1, lr_min=0.0)
+    per_epoch = SearchConfig(epochs=10, lr=0.1, lr_min=0.0, lr_per_epoch=True)
+    assert per_epoch.lr_at(3, 0, 100) == per_epoch.lr_at(3, 99, 100) == per_step.lr_at(3, 0, 100)
+    assert per_step.lr_at(3, 99, 100) < per_step.lr_at(3, 0, 100)
+    assert per_epoch.lr_at(3, 0, 100) == pytest.approx(0.05 * (1 + math.cos(math.pi * 0.3)))
+
+
+def test_bilevel_methods_are_refused_where_every_training_image_trains() -> None:
+    card = dataclasses.replace(get_card("tiny-cpu"), train_on="all")
+    with pytest.raises(ConfigError, match="only single-level methods"):
+        run_cell("darts_v1", card, "cifar10", 0, _truths())
+
+
 def test_card_errors() -> None:
     with pytest.raises(ConfigError, match="did you mean 'nats-ws'"):
         get_card("nats_ws")
-    with pytest.raises(ConfigError, match="version 3"):
-        get_card("darts-pt@4")
+    with pytest.raises(ConfigError, match="version 4"):
+        get_card("darts-pt@3")
     with pytest.raises(ConfigError, match="search task"):
         get_card("nb201-darts").eval_tasks("cifar100")
     with pytest.raises(ConfigError, match="only CIFAR-10 images"):

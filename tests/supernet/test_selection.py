@@ -302,3 +302,63 @@ def test_topk_sampling_from_weights_stays_in_support() -> None:
         select_topk(
             SignalNet(), _signal_batches(), TopKConfig(sampling="weights"), np.random.default_rng(0)
         )
+
+
+class _Counting:
+    """An iterable of batches that counts the batches drawn and the passes started."""
+
+    def __init__(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.batches, self.drawn, self.passes = batches, 0, 0
+        self.generator = None
+
+    def __iter__(self) -> Any:
+        self.passes += 1
+        for batch in self.batches:
+            self.drawn += 1
+            yield batch
+
+
+def test_perturbation_scores_each_candidate_on_fresh_batches_when_asked() -> None:
+    """DARTS-PT scores every masked candidate on a new pass of its (shuffled, augmented)
+    validation loader; the fixed mode draws the batches once for all candidates."""
+    weights = np.full((6, 5), 0.2)
+    for fresh, passes in ((False, 1), (True, 30)):
+        loader = _Counting(_signal_batches(3))
+        config = PerturbationConfig(valid_batches=2, fresh_batches=fresh)
+        result = select_perturbation(SignalNet(), weights, loader, config, np.random.default_rng(0))
+        assert loader.passes == passes and loader.drawn == 2 * passes
+        assert space.index_to_ops(result.arch_index)[SIGNAL_EDGE] == SIGNAL_OP
+
+
+def test_topk_scores_each_candidate_on_its_own_batches_when_asked() -> None:
+    """NATS-Bench's get_best_arch: candidate i on the next batch of the loader (cycling)."""
+    seen: list[int] = []
+
+    class Recording(SignalNet):
+        def forward(self, x: torch.Tensor, edge_weights: torch.Tensor) -> torch.Tensor:
+            seen.append(int(x[0, 0, 0, 0] * 1000))  # which batch this is
+            return super().forward(x, edge_weights)
+
+    batches = _signal_batches(3)
+    for b, (x, _) in enumerate(batches):
+        x[0, 0, 0, 0] = (b + 1) / 1000  # a positive marker: the signal sign of image 0
+    config = TopKConfig(k=5, valid_batches=1, per_candidate=True, train_mode=False)
+    result = select_topk(Recording(), _Counting(batches), config, np.random.default_rng(0))
+    assert seen == [1, 2, 3, 1, 2] and result.details["forward_passes"] == 5
+    seen.clear()
+    select_topk(Recording(), _Counting(batches), TopKConfig(k=5), np.random.default_rng(0))
+    assert seen == [1] * 5
+
+
+def test_the_head_batchnorm_can_follow_the_cell_flags() -> None:
+    """NATS-Bench's search model: the head BN is non-affine with batch statistics, like the
+    cells (2 x 4C fewer parameters); NAS-Bench-201's keeps it affine with running statistics."""
+    nb201 = tiny_supernet(0)
+    from harness.supernet.tss import TssSuperNet, network_from_supernet
+
+    nats = TssSuperNet(num_classes=3, C=4, N=1, head_like_cells=True)
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert count(nb201) - count(nats) == 2 * 4 * 4
+    head = nats.lastact[0]
+    assert not head.affine and not head.track_running_stats
+    assert not network_from_supernet(nats, 0).lastact[0].affine
