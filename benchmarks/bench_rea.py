@@ -46,7 +46,8 @@ from harness.bench.store import Store, open_store
 from harness.bench.synthetic import write_synthetic_archive
 from harness.oracle import FitnessTables
 from harness.paths import OFFICIAL_ARCHIVE_NAMES
-from harness.protocol import get_protocol, make_method
+from harness.protocol import get_protocol
+from harness.registry import make_method
 from harness.spaces import get_space
 
 logger = logging.getLogger("bench_rea")

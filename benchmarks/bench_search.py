@@ -31,7 +31,7 @@ import torch
 
 from harness.data import torch_generator
 from harness.oneshot.setup import Runtime, build_supernet, make_search_data
-from harness.protocol import make_method
+from harness.registry import make_method
 from harness.supernet.cards import get_card
 from harness.supernet.compiled import COMPILE_MODES
 from harness.supernet.search import run_supernet_search

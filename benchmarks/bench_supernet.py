@@ -38,7 +38,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from harness.oneshot.setup import build_supernet
-from harness.protocol import make_method
+from harness.registry import make_method
 from harness.supernet.cards import get_card
 from harness.supernet.compiled import COMPILE_MODES
 from harness.supernet.search import SearchConfig, SearchLedger, StepContext

@@ -27,7 +27,8 @@ import numpy as np
 
 from harness.errors import ConfigError
 from harness.oracle import FitnessTables, Oracle, run_search, synthetic_tables
-from harness.protocol import BlackBoxMethod, SearchOutcome, get_method, get_protocol
+from harness.protocol import BlackBoxMethod, SearchOutcome, get_protocol
+from harness.registry import get_method
 from harness.spaces import get_space, space_names
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def _check_config(cls: type[Any], derived: frozenset[str] = frozenset()) -> None
 
 
 def _check_module(cls: type[Any]) -> None:
-    # Registry variants live in harness.protocol; check the modules the method code comes from.
+    # Registry variants live in harness.registry; check the modules the method code comes from.
     owners = [k.__module__ for k in cls.__mro__ if not k.__module__.startswith(_CORE)]
     for owner in dict.fromkeys(owners or [cls.__module__]):
         _check_module_vars(cls, owner)

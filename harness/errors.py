@@ -42,9 +42,17 @@ class BudgetExhausted(HarnessError):
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return ' (did you mean 'x'?)' for the closest choice, or '' if none is close."""
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    """Return ' (did you mean 'x'?)' for the closest choice, or '' if none is close.
+
+    Case is ignored when comparing (``CIFAR10`` suggests ``cifar10``, ``REA`` suggests
+    ``rea``); names stay case-sensitive, the suggestion shows the exact spelling.
+    """
+    options = [str(c) for c in choices]
+    by_lower: dict[str, str] = {}
+    for option in options:
+        by_lower.setdefault(option.lower(), option)
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.5)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
 
 
 def unknown(kind: str, name: object, choices: Iterable[object]) -> str:

@@ -4,7 +4,8 @@ A :class:`Grid` (plus per-method hyperparameter overrides and optional budget ov
 from flags or a small TOML file (:func:`load_grid`); :func:`parse_seeds` reads seed ranges.
 Only black-box methods belong in a grid: a supernet method name is refused with a message that
 points to ``harness supernet run`` (:func:`require_blackbox`). :mod:`harness.runner` expands a
-grid into run cells.
+grid into run cells (:class:`RunSpec`, defined here so that the record builders,
+:mod:`harness.records`, need not import the runner).
 
 Grid TOML::
 
@@ -22,6 +23,7 @@ Grid TOML::
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import logging
 import math
@@ -31,6 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from harness.bench import names
 from harness.errors import ConfigError, unknown
@@ -42,6 +46,7 @@ __all__ = [
     "METHOD_ALIASES",
     "Grid",
     "MethodSpec",
+    "RunSpec",
     "canonical_json",
     "load_grid",
     "parse_seeds",
@@ -164,6 +169,43 @@ class Grid:
             "seeds": seed_text(self.seeds), "protocols": list(self.protocols),
             "budgets": dict(self.budgets), "store": self.store,
         }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid: everything a worker needs to run and record one search."""
+
+    method: str
+    overrides: str
+    config: str
+    space: str
+    task: str
+    protocol: str
+    protocol_name: str
+    seed: int
+    budget: float
+    eval_tasks: tuple[str, ...]
+    data_checksum: str
+    synthetic: bool
+
+    @property
+    def key(self) -> str:
+        """First 16 hex digits of the SHA-256 of the cell's identity and the data checksum."""
+        ident = [self.method, self.config, self.space, self.task, self.protocol, self.seed,
+                 self.data_checksum]  # fmt: skip
+        return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:16]
+
+    @property
+    def entropy(self) -> list[int]:
+        """``[seed, h0, h1, h2, h3]``: the grid seed and a 128-bit hash of the cell."""
+        cell = canonical_json([self.method, self.config, self.space, self.task, self.protocol])
+        digest = hashlib.sha256(cell.encode()).digest()
+        return [self.seed, *(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))]
+
+    def streams(self) -> tuple[np.random.Generator, np.random.Generator]:
+        """(method, oracle) generators spawned from this run's SeedSequence."""
+        method_ss, oracle_ss = np.random.SeedSequence(self.entropy).spawn(2)
+        return np.random.default_rng(method_ss), np.random.default_rng(oracle_ss)
 
 
 def seed_text(seeds: Sequence[int]) -> str:

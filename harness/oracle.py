@@ -311,7 +311,7 @@ def _seed_row(
     hp = card.fitness_hp
     acc = store.metric_all(dataset, split, hp, "accuracy", seed).astype(np.float64)
     train = store.metric_all(train_set, train_split, hp, "time", seed).astype(np.float64)
-    evaluation = store.metric_all(dataset, split, hp, "time", seed, epoch=0).astype(np.float64)
+    evaluation = store.epoch_time_all(dataset, split, hp, seed).astype(np.float64)
     no_eval = np.isnan(evaluation) & ~np.isnan(acc)
     if no_eval.any():
         notes.append(f"{task}: {int(no_eval.sum())} architectures lack {split} evaluation "

@@ -8,71 +8,45 @@ query is charged. Cards are frozen, versioned and serialisable.
 
 Black-box methods implement :class:`BlackBoxMethod` (``setup`` / ``ask`` / ``tell`` /
 ``recommend``); the harness owns the loop (:func:`harness.oracle.run_search`) and the only door
-to the benchmark (:class:`harness.oracle.Oracle`). :class:`SupernetMethod`
-(:mod:`harness.supernet.method`, re-exported lazily: it imports torch) is the other kind; both
-kinds share one registry (:mod:`harness.registry`: :func:`get_method`, :func:`method_names`,
-:func:`method_kind`, ...), whose public names are re-exported here.
+to the benchmark (:class:`harness.oracle.Oracle`). ``SupernetMethod``
+(:mod:`harness.supernet.method`) is the other kind; both kinds share one registry
+(:mod:`harness.registry`: ``register_method``, ``get_method``, ``method_names``, ...).
 
-``Oracle``, ``FitnessTables``, ``run_search`` and ``synthetic_tables`` live in
-:mod:`harness.oracle` and are re-exported lazily from this module.
+This module defines types only and imports no higher module: import the oracle from
+:mod:`harness.oracle`, the registry from :mod:`harness.registry` and ``SupernetMethod`` from
+:mod:`harness.supernet.method`, where they live.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-import importlib
 import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from harness.bench import names
 from harness.errors import ConfigError, lookup_versioned, reject_unknown_fields, unknown
-from harness.registry import (
-    KINDS,
-    get_method,
-    make_method,
-    method_kind,
-    method_names,
-    register_method,
-    register_supernet_method,
-)
 from harness.search_utils import SearchHistory
 from harness.spaces import Space, space_names
 
-if TYPE_CHECKING:
-    from harness.oracle import FitnessTables, Oracle, run_search, synthetic_tables
-    from harness.supernet.method import SupernetMethod
-
 __all__ = [
     "CHARGES",
-    "KINDS",
     "PROTOCOLS",
     "BlackBoxMethod",
     "CostLedger",
-    "FitnessTables",
-    "Oracle",
     "ProtocolCard",
     "Query",
     "SearchOutcome",
-    "SupernetMethod",
     "TrajectoryPoint",
     "check_config",
-    "get_method",
     "get_protocol",
-    "make_method",
-    "method_kind",
-    "method_names",
     "protocol_names",
-    "register_method",
-    "register_supernet_method",
-    "run_search",
-    "synthetic_tables",
 ]
 
 logger = logging.getLogger(__name__)
@@ -329,18 +303,3 @@ class BlackBoxMethod(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
-
-
-# --------------------------------------------------------------------------- lazy re-exports
-_ORACLE_NAMES = ("FitnessTables", "Oracle", "run_search", "synthetic_tables")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _ORACLE_NAMES:
-        module = importlib.import_module("harness.oracle")
-        return getattr(module, name)
-    if name == "SupernetMethod":  # imports torch, so only on demand
-        return importlib.import_module("harness.supernet.method").SupernetMethod
-    if name.startswith("_variant_"):  # registry variants pickled when they lived here
-        return getattr(importlib.import_module("harness.registry"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

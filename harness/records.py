@@ -27,8 +27,8 @@ from harness.spaces import get_space
 
 if TYPE_CHECKING:
     from harness.bench.store import Store
+    from harness.grid import RunSpec
     from harness.protocol import SearchOutcome
-    from harness.runner import RunSpec
 
 __all__ = ["ReportTable", "make_record", "report_table"]
 

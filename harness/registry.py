@@ -11,8 +11,9 @@ A supernet entry registered with its own Config defaults (``darts_v2`` = DARTS w
 ``order=2``) becomes a generated subclass named ``_variant_<name>`` that lives in this module
 (found again by :mod:`pickle` through the module ``__getattr__``).
 
-:mod:`harness.protocol` re-exports the public names, so ``from harness.protocol import
-get_method`` keeps working.
+This module sits above :mod:`harness.protocol` (whose ``BlackBoxMethod`` it checks against)
+and below the methods: :mod:`harness.protocol` never imports it. The built-in methods are
+loaded by name (``importlib``) on first listing, as plug-ins are.
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ best test accuracy of the eval task minus it (percentage points). Missing is nul
 :class:`ResultsDir` takes its table schemas from class attributes, so another kind of run
 (supernet sweeps, :mod:`harness.oneshot.sweep`) keeps the same conventions with its own
 columns. Building a black-box run's record (:func:`~harness.records.report_table`,
-:func:`~harness.records.make_record`) lives in :mod:`harness.records` (re-exported here).
-The manifest's provenance entries (git commit, packages, machine) are built in
-:mod:`harness.provenance`, also re-exported here.
+:func:`~harness.records.make_record`) lives in :mod:`harness.records`, which imports this
+module (never the other way round). The manifest's provenance entries (git commit, packages,
+machine) are built in :mod:`harness.provenance` (a lower module), re-exported here.
 """
 
 from __future__ import annotations
@@ -34,25 +34,21 @@ import json
 import logging
 import math
 import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from harness.errors import ArchiveError, ConfigError
+from harness.fileio import atomic_write
+from harness.fileio import atomic_write_text as atomic_write_text
 from harness.provenance import git_commit as git_commit
 from harness.provenance import machine_info as machine_info
 from harness.provenance import now as now
 from harness.provenance import package_versions as package_versions
 from harness.provenance import sweep_manifest as sweep_manifest
-
-if TYPE_CHECKING:
-    from harness.records import ReportTable as ReportTable
-    from harness.records import make_record as make_record
-    from harness.records import report_table as report_table
 
 logger = logging.getLogger(__name__)
 
@@ -131,24 +127,6 @@ class RunRecord:
             return RunRecord(str(obj["run_key"]), rows, trajectory)
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise ArchiveError(f"{where} is damaged: {err}") from None
-
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (a reader sees the old or the new file, whole)."""
-    return _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _typed(
@@ -247,6 +225,18 @@ class ResultsDir:
                 f"has {checksum[:12]}...): use another --out directory"
             )
 
+    def check_writable(self) -> None:
+        """Raise :class:`ConfigError` if this path, or the nearest existing folder above it,
+        is a file (a results directory cannot be made there)."""
+        for path in (self.path, *self.path.parents):
+            if path.exists():
+                if not path.is_dir():
+                    raise ConfigError(
+                        f"cannot write results to {self.path}: {path} is a file, not a "
+                        "directory; choose another --out"
+                    )
+                return
+
     # ------------------------------------------------------------------ writing
     def prepare(self) -> int:
         """Create ``runs/`` and remove temporary files a killed sweep left; returns how many."""
@@ -306,8 +296,10 @@ class ResultsDir:
         traj = traj.sort_values(list(self.trajectory_order), kind="stable")
         runs, traj = runs.reset_index(drop=True), traj.reset_index(drop=True)
         self.path.mkdir(parents=True, exist_ok=True)
-        _atomic(self.path / RUNS_FILE, lambda tmp: runs.to_parquet(tmp, index=False))
-        _atomic(self.path / self.trajectory_file, lambda tmp: traj.to_parquet(tmp, index=False))
+        atomic_write(self.path / RUNS_FILE, lambda tmp: runs.to_parquet(tmp, index=False))
+        atomic_write(
+            self.path / self.trajectory_file, lambda tmp: traj.to_parquet(tmp, index=False)
+        )
         logger.info("consolidated %d run rows, %d trajectory rows", len(runs), len(traj))
         if prune:
             for path in files.values():
@@ -349,15 +341,3 @@ def _append_trajectory(
             cols[name].extend(record.trajectory[name])
         else:
             cols[name].extend([head[name]] * n)
-
-
-_RECORD_NAMES = ("ReportTable", "make_record", "report_table")
-
-
-def __getattr__(name: str) -> Any:
-    # Record building moved to harness.records (which imports this module): re-export lazily.
-    if name in _RECORD_NAMES:
-        import harness.records
-
-        return getattr(harness.records, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

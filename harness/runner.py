@@ -14,12 +14,11 @@ stable SHA-256 of method, config, space, task and protocol), spawned into two st
 drives the method, child 1 the oracle (training-seed draws). No global random state is used.
 
 The grid names (:func:`load_grid`, :func:`parse_seeds`, :class:`Grid`, :class:`MethodSpec`,
-:data:`METHOD_ALIASES`) are re-exported from :mod:`harness.grid`.
+:class:`RunSpec`, :data:`METHOD_ALIASES`) are re-exported from :mod:`harness.grid`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -36,17 +35,18 @@ from tqdm.auto import tqdm
 
 from harness import records, results
 from harness.bench import names
-from harness.bench.store import Store, list_stores, open_store
+from harness.bench.choice import choose_store, coverage_text, locate_store
+from harness.bench.store import Store, open_store
 from harness.errors import ConfigError, HarnessError, unknown
 from harness.grid import (
     METHOD_ALIASES,
     Grid,
     MethodSpec,
+    RunSpec,
     load_grid,
     parse_seeds,
     require_blackbox,
 )
-from harness.grid import canonical_json as _canonical
 from harness.oracle import FitnessTables, run_search
 from harness.protocol import ProtocolCard, get_protocol
 from harness.registry import make_method
@@ -75,43 +75,6 @@ BACKENDS: tuple[str, ...] = ("loky", "dask")
 
 
 # --------------------------------------------------------------------------- run cells
-@dataclass(frozen=True)
-class RunSpec:
-    """One cell of the grid: everything a worker needs to run and record one search."""
-
-    method: str
-    overrides: str
-    config: str
-    space: str
-    task: str
-    protocol: str
-    protocol_name: str
-    seed: int
-    budget: float
-    eval_tasks: tuple[str, ...]
-    data_checksum: str
-    synthetic: bool
-
-    @property
-    def key(self) -> str:
-        """First 16 hex digits of the SHA-256 of the cell's identity and the data checksum."""
-        ident = [self.method, self.config, self.space, self.task, self.protocol, self.seed,
-                 self.data_checksum]  # fmt: skip
-        return hashlib.sha256(_canonical(ident).encode()).hexdigest()[:16]
-
-    @property
-    def entropy(self) -> list[int]:
-        """``[seed, h0, h1, h2, h3]``: the grid seed and a 128-bit hash of the cell."""
-        cell = _canonical([self.method, self.config, self.space, self.task, self.protocol])
-        digest = hashlib.sha256(cell.encode()).digest()
-        return [self.seed, *(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))]
-
-    def streams(self) -> tuple[np.random.Generator, np.random.Generator]:
-        """(method, oracle) generators spawned from this run's SeedSequence."""
-        method_ss, oracle_ss = np.random.SeedSequence(self.entropy).spawn(2)
-        return np.random.default_rng(method_ss), np.random.default_rng(oracle_ss)
-
-
 def protocol_label(card: ProtocolCard, budgets: Mapping[str, float]) -> str:
     """The card key, with the grid's budget overrides (task or ``*``) appended if any.
 
@@ -136,6 +99,29 @@ def _check_store(store: Store, card: ProtocolCard, task: str, eval_tasks: Sequen
             raise ConfigError(
                 f"store {store.path.name} lacks {dataset}/{split} @ hp {hp} ({card.key})"
             )
+
+
+def _check_answerable(store: Store, card: ProtocolCard, task: str, budget: float) -> None:
+    """Refuse a store that cannot answer every query of a search, or a budget that buys none.
+
+    A search may sample any architecture, so every architecture needs a fitness value; a
+    budget below the cheapest query would end every search after one random query.
+    """
+    tables = FitnessTables.from_store(store, card, task)
+    present = tables.present
+    if not present.all():
+        raise ConfigError(
+            f"store {store.path.name} holds {coverage_text(store)} and has fitness for "
+            f"{int(present.sum()):,} of {present.size:,} on {task} ({card.key}); a search "
+            "samples every architecture, so every run would fail: use --store with a store "
+            "that covers the space (harness bench list)"
+        )
+    cheapest = float(np.min(tables.cost[~np.isnan(tables.fitness)]))
+    if budget < cheapest:
+        raise ConfigError(
+            f"budget {budget:g} s on {task} buys less than one query: the cheapest query on "
+            f"store {store.path.name} costs {cheapest:,.1f} s ({card.key}); give at least that"
+        )
 
 
 def plan_runs(grid: Grid, store: Store) -> list[RunSpec]:
@@ -166,6 +152,7 @@ def plan_runs(grid: Grid, store: Store) -> list[RunSpec]:
         label = protocol_label(card, overrides)
         for task in grid.tasks:
             _check_store(store, card, task, card.eval_tasks(task))
+            _check_answerable(store, card, task, used[task])
             for method in grid.methods:
                 for seed in grid.seeds:
                     specs.append(RunSpec(
@@ -244,15 +231,10 @@ class SweepSummary:
 
 
 def default_store(space: str) -> str:
-    """``<space>-official`` if imported, else ``<space>-public``; ConfigError if neither."""
-    stores = list_stores()
-    for name in (f"{space}-official", f"{space}-public"):
-        if name in stores:
-            return name
-    raise ConfigError(
-        f"no store for {space} imported (looked for {space}-official, {space}-public); "
-        f"stores: {', '.join(stores) or 'none'}; import one (harness bench import) or pass --store"
-    )
+    """The imported store of ``space`` that covers the whole space, chosen by coverage
+    (:func:`harness.bench.choice.choose_store`: real before synthetic, official first);
+    :class:`ConfigError` saying what each store holds when none does, or none exists."""
+    return choose_store(space).name
 
 
 def open_data(store: Store | str | Path | None, space: str) -> Store:
@@ -260,7 +242,7 @@ def open_data(store: Store | str | Path | None, space: str) -> Store:
     if isinstance(store, Store):
         return store
     try:
-        return open_store(store if store is not None else default_store(space))
+        return Store(locate_store(store if store is not None else default_store(space)))
     except HarnessError as err:
         raise ConfigError(str(err)) from None
 
@@ -315,18 +297,26 @@ def run_sweep(
     specs = plan_runs(grid, data)
     _STORES[(str(data.path), data.checksum)] = data  # in-process workers reuse its tables
     target = results.ResultsDir(out)
+    target.check_writable()
     target.check_binding(data.checksum, data.path.name)
     started, t0 = results.now(), time.perf_counter()
-    target.prepare()
     statuses = target.run_statuses()
     todo = sorted(
         (s for s in specs if not statuses.get(s.key, False)),
         key=lambda s: (s.protocol, s.task, s.method, s.config, s.seed),
     )
     retried = sum(s.key in statuses for s in todo)  # failed before: run again
-    cards = {s.protocol: get_protocol(s.protocol_name) for s in specs}
     notes = _data_notes(data, specs)
-    target.update_manifest(results.sweep_manifest(data, cards, dict(grid.budgets)))
+    if not todo and not target.run_files():  # all finished and consolidated: touch nothing
+        logger.info("sweep into %s: all %d runs finished before; nothing written", out, len(specs))
+        wall = time.perf_counter() - t0
+        return SweepSummary(target.path, len(specs), len(specs), 0, 0, wall, notes, 0)
+    target.prepare()
+    provenance: dict[str, Any] = {}
+    if todo or target.manifest() is None:  # the code and machine that compute the runs
+        cards = {s.protocol: get_protocol(s.protocol_name) for s in specs}
+        provenance = results.sweep_manifest(data, cards, dict(grid.budgets))
+        target.update_manifest(provenance)
     failed = _execute(todo, target, str(data.path), jobs, backend, scheduler, chunk_size, progress)
     runs, traj = target.consolidate(prune)
     wall = time.perf_counter() - t0
@@ -335,6 +325,8 @@ def run_sweep(
     )
     sweep = {"started": started, "grid": grid.describe(), "jobs": jobs, "backend": backend,
              **{k: v for k, v in asdict(summary).items() if k != "out"}}  # fmt: skip
+    if todo:
+        sweep["git"] = provenance["git"]
     n_runs = int(runs["run_key"].nunique())
     target.update_manifest({"sweeps": [sweep], "n_runs": n_runs, "n_run_rows": len(runs),
                             "n_trajectory_rows": len(traj)})  # fmt: skip

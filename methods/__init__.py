@@ -8,11 +8,11 @@ import torch. ``darts_v1`` / ``darts_v2`` are DARTS with ``order`` 1 / 2; GAEA's
 "fix alpha" supernet). DARTS, ``fixed_alpha``, GAEA and RARTS search both spaces (on the size
 space over each layer's widths); TAS, FBNet-V2, TuNAS and DNAL are size-space channel searches.
 
-Use :func:`harness.protocol.get_method` / :func:`harness.protocol.make_method` to build one
+Use :func:`harness.registry.get_method` / :func:`harness.registry.make_method` to build one
 by name.
 """
 
-from harness.protocol import register_supernet_method
+from harness.registry import register_supernet_method
 from methods import alpha_nas, random_search, rea, reinforce
 
 __all__ = ["alpha_nas", "random_search", "rea", "reinforce"]

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from harness.protocol import BlackBoxMethod, check_config, register_method
+from harness.protocol import BlackBoxMethod, check_config
+from harness.registry import register_method
 from harness.search_utils import Population, PropertyTable, tournament
 from harness.spaces import Space, get_space, sss, tss
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.protocol import BlackBoxMethod, register_method
+from harness.protocol import BlackBoxMethod
+from harness.registry import register_method
 
 
 @register_method

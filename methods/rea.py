@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.protocol import BlackBoxMethod, check_config, register_method
+from harness.protocol import BlackBoxMethod, check_config
+from harness.registry import register_method
 from harness.search_utils import Population, tournament
 from harness.spaces import Space
 

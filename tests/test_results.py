@@ -16,13 +16,12 @@ import pytest
 from harness import results
 from harness.errors import ArchiveError, ConfigError
 from harness.protocol import SearchOutcome, TrajectoryPoint, get_protocol
+from harness.records import ReportTable, make_record
 from harness.results import (
     RUN_COLUMNS,
     TRAJECTORY_COLUMNS,
-    ReportTable,
     ResultsDir,
     RunRecord,
-    make_record,
 )
 from harness.runner import RunSpec
 

@@ -19,8 +19,11 @@ Missing is NaN (never -1).
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ArchiveError
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -81,6 +86,9 @@ class BlockSpec:
             for metric in ("accuracy", "loss"):
                 shapes[f"{self.key}/{split}/{metric}"] = (len(self.epochs_held), slots, n_archs)
             shapes[f"{self.key}/{split}/epoch_time"] = (slots, n_archs)
+            # 1: every run of the architecture spent the same time on each epoch of this
+            # split, so totals at intermediate epochs are exact; 0: they vary, or are unknown
+            shapes[f"{self.key}/{split}/times_constant"] = (n_archs,)
         shapes[f"{self.key}/coverage"] = (len(self.seeds), n_archs)
         for name in COST_FIELDS:
             shapes[f"{self.key}/{name}"] = (n_archs,)
@@ -120,7 +128,8 @@ class Layout:
         layout = Layout()
         for block in blocks:
             for name, shape in block.array_shapes(n_archs).items():
-                dtype = "uint8" if name.endswith("/coverage") else "float32"
+                flags = name.endswith(("/coverage", "/times_constant"))
+                dtype = "uint8" if flags else "float32"
                 layout.nbytes = -(-layout.nbytes // _ALIGN) * _ALIGN
                 layout.arrays[name] = ArrayEntry(layout.nbytes, shape, dtype)
                 layout.nbytes += int(np.prod(shape)) * np.dtype(dtype).itemsize
@@ -164,11 +173,13 @@ class StoreWriter:
         n_rows = n_archs if self.rows is None else len(self.rows)
         self.blocks = list(blocks)
         self.layout = Layout.plan(self.blocks, n_rows)
-        self.tmp = self.dest.with_name(f".{self.dest.name}.tmp-{os.getpid()}-{time.time_ns()}")
+        self.tmp = _temp_name(self.dest, "tmp")
         self._done = False
 
     def __enter__(self) -> StoreWriter:
-        self.tmp.mkdir(parents=True)
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.dest.parent)
+        self.tmp.mkdir()
         with open(self.tmp / DATA, "wb") as fh:
             fh.truncate(self.layout.nbytes)
         self._fill_missing()
@@ -250,12 +261,84 @@ def _seen_seeds(block: BlockSpec, coverage: np.ndarray) -> tuple[int, ...]:
 def _replace_dir(src: Path, dest: Path) -> None:
     """Move ``src`` to ``dest``, replacing an existing ``dest`` with a single rename."""
     if dest.exists():
-        trash = dest.with_name(f".{dest.name}.old-{time.time_ns()}")
+        trash = _temp_name(dest, "old")
         os.replace(dest, trash)
         os.replace(src, dest)
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(src, dest)
+
+
+# --------------------------------------------------------------------------- temporaries
+#: ``.<store>.<tmp|old>-<pid>-<time ns>-<host>``: a store being written (``tmp``) or the old
+#: store being replaced (``old``). Names without the host come from older versions.
+_TEMP = re.compile(r"^\.(?P<store>.+)\.(?:tmp|old)-(?P<pid>\d+)-(?P<ns>\d+)(?:-(?P<host>.+))?$")
+_START_SLACK_S = 2.0  # boot time is known to the second only
+
+
+def _host() -> str:
+    return socket.gethostname().replace("/", "_") or "localhost"
+
+
+def _temp_name(dest: Path, kind: str) -> Path:
+    return dest.with_name(f".{dest.name}.{kind}-{os.getpid()}-{time.time_ns()}-{_host()}")
+
+
+def _process_start(pid: int) -> float | None:
+    """Start of process ``pid`` in seconds since the epoch (Linux ``/proc``), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        ticks = float(stat[stat.rindex(")") + 2 :].split()[19])  # field 22, starttime
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def writer_alive(pid: int, created_ns: int) -> bool:
+    """Whether the process that made a temporary at ``created_ns`` may still be running here.
+
+    True when process ``pid`` exists and did not start after the temporary was made (a
+    process that started later only reuses the number); True for this process itself (one
+    of its own writers may be at work) and whenever it cannot be told.
+    """
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: the process exists, owned by someone else
+        pass
+    started = _process_start(pid)
+    return started is None or started <= created_ns / 1e9 + _START_SLACK_S
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Remove what killed imports left in ``directory`` (the stores directory); return it.
+
+    Only temporaries made on this host by a process that is no longer running are removed,
+    never those of a live import (here, or on another host sharing the directory).
+    """
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    for path in directory.iterdir():
+        match = _TEMP.match(path.name)
+        if match is None or not path.is_dir() or path.is_symlink():
+            continue
+        if match["host"] not in (None, _host()):
+            continue
+        if writer_alive(int(match["pid"]), int(match["ns"])):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+        logger.info("removed %s, left by an import that was killed", path.name)
+    return removed
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

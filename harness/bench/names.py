@@ -52,6 +52,11 @@ _ROLE_MAP: dict[tuple[str, str], tuple[str, str]] = {
 def resolve(task: str, role: str) -> tuple[str, str]:
     """Map a task and a role to the official ``(dataset, split)`` that holds it.
 
+    CIFAR-10's ``train`` role is the training split of ``cifar10-valid``, the run trained on
+    the 25k half, whose validation numbers the search side reads; the official API's own remap
+    (``dataset="cifar10"`` for a training metric) reads the run trained on all 50k instead. We
+    keep the search side on one run: its training and validation metrics belong together.
+
     >>> resolve("cifar10", "valid")
     ('cifar10-valid', 'x-valid')
     """

@@ -96,14 +96,16 @@ def _cost(runs: dict[int, dict[str, Any]]) -> tuple[float, float, float]:
     """Params, FLOPs and latency of a block, with the official conventions.
 
     When the seeds disagree on params or FLOPs (a known legacy issue of the archives), the
-    official API takes seed 888's value; latency is the mean over runs that measured one.
+    official API takes seed 888's value, and raises where seed 888 is absent: the value is then
+    NaN (the store refuses the query); latency is the mean over runs that measured one.
     """
     seeds = sorted(runs)
 
     def agreed(field: str) -> float:
         values = [float(runs[s][field]) for s in seeds]
-        if len(values) > 1 and len({f"{v:.5f}" for v in values}) > 1 and 888 in runs:
-            return float(runs[888][field])
+        if len(values) > 1 and len({f"{v:.5f}" for v in values}) > 1:
+            # the official API takes seed 888's value, and raises when it has none: NaN here
+            return float(runs[888][field]) if 888 in runs else float("nan")
         return statistics.fmean(values)
 
     latencies = [statistics.fmean(runs[s]["latency"]) for s in seeds if runs[s].get("latency")]
@@ -223,12 +225,27 @@ def reduce_batch(records: list[ArchRecord], row_of: dict[int, int] | None) -> Re
         rows = np.array([r.index if row_of is None else row_of[r.index] for r in recs])
         stacked = np.stack([r.arrays[name] for r in recs], axis=-1)  # (..., n)
         if name.endswith(_PER_EPOCH):  # (epochs, slots, n) -> (slots, n)
+            prefix = name[: -len(_PER_EPOCH)]
+            out[prefix + "times_constant"] = (rows, _constant_over_epochs(stacked))
             stacked = _nanmean_axis(stacked, 0)
-            name = name[: -len(_PER_EPOCH)] + "epoch_time"
+            name = prefix + "epoch_time"
         if stacked.ndim >= 2 and not name.endswith("coverage"):  # slot axis is -2
             stacked[..., 0, :] = _nanmean_axis(stacked[..., 1:, :], -2)
         out[name] = (rows, stacked)
     return out
+
+
+def _constant_over_epochs(times: np.ndarray) -> np.ndarray:
+    """(epochs, slots, n) per-epoch times -> (n,) uint8: 1 where some run exists and every run
+    has a time for every epoch, the same for all of them (to float32 precision)."""
+    finite = np.isfinite(times)
+    ran = finite.any(axis=0)  # (slots, n)
+    hi = np.where(finite, times, -np.inf).max(axis=0)
+    lo = np.where(finite, times, np.inf).min(axis=0)
+    with np.errstate(invalid="ignore"):
+        same = (hi - lo) <= 1e-6 * np.maximum(np.abs(hi), 1.0)
+    ok = np.where(ran, finite.all(axis=0) & same, True).all(axis=0) & ran[1:].any(axis=0)
+    return ok.astype(np.uint8)
 
 
 def _nanmean_axis(values: np.ndarray, axis: int) -> np.ndarray:

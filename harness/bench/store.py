@@ -208,7 +208,9 @@ class Store:
 
         ``metric`` is ``accuracy`` (%), ``loss``, or ``time``: seconds spent on that split
         up to and including ``epoch`` (training time for ``train``, evaluation time otherwise).
-        The result is read-only and cached.
+        NaN also where :meth:`metric` refuses: ``"all"`` where a seed lacks the value at that
+        epoch, an intermediate-epoch time whose per-epoch times vary, an evaluation time at an
+        epoch the set was not evaluated at. The result is read-only and cached.
         """
         key = (dataset, split, str(hp), metric, seed, epoch)
         hit = self._cache.get(key)
@@ -218,26 +220,56 @@ class Store:
         self._check_split(block, split)
         if metric not in METRICS:
             raise BenchmarkQueryError(unknown("metric", metric, METRICS))
+        policy = seed_policy_error(self, dataset, hp, seed)
+        if policy is not None:
+            raise BenchmarkQueryError(policy)
         slot = self._slot(block, seed)
         if metric == "time":
-            ep = block.epochs - 1 if epoch is None else int(epoch)
+            ep = self._epoch_of(block, epoch)
             if not 0 <= ep < block.epochs:
                 raise BenchmarkQueryError(
                     f"epoch {epoch} is outside the hp-{block.hp} schedule (0..{block.epochs - 1})"
                 )
-            per_epoch = self._array(f"{block.key}/{split}/epoch_time")[slot]
+            per_epoch = np.array(self._array(f"{block.key}/{split}/epoch_time")[slot])
+            if ep < block.epochs - 1:
+                per_epoch[~self._times_constant(block, split)] = np.nan
+            if split != "train":
+                erow = block.epoch_rows.get(ep)
+                evaluated = (
+                    np.isfinite(self._array(f"{block.key}/{split}/accuracy")[erow, slot])
+                    if erow is not None
+                    else np.zeros(per_epoch.shape, dtype=bool)
+                )
+                per_epoch[~evaluated] = np.nan
             values = self._spread(per_epoch * np.float32(ep + 1), np.nan)
         else:
             row = self._epoch_row(block, epoch)
-            values = self._spread(
-                np.array(self._array(f"{block.key}/{split}/{metric}")[row, slot]), np.nan
-            )
+            values = np.array(self._array(f"{block.key}/{split}/{metric}")[row, slot])
+            if seed == "all":  # every held seed must have the value at this epoch
+                held = [1 + block.seeds.index(s) for s in block.held_seeds]
+                per_seed = self._array(f"{block.key}/{split}/{metric}")[row][held]
+                values[~np.isfinite(per_seed).all(axis=0)] = np.nan
+            values = self._spread(values, np.nan)
         if seed == "all":
             values = np.where(self._covers_all(block), values, np.nan)
         values = np.asarray(values, dtype=np.float32)
         values.setflags(write=False)
         self._cache[key] = values
         return values
+
+    def epoch_time_all(self, dataset: str, split: str, hp: int | str, seed: Seed) -> np.ndarray:
+        """Seconds per epoch on ``split`` for every architecture (the mean over the epochs of
+        a run: the per-epoch time where it is constant), ``(n_archs,)`` float32, NaN where
+        absent; what a query's evaluation epoch is charged."""
+        block = self.block(dataset, hp)
+        self._check_split(block, split)
+        if seed == "all":
+            raise BenchmarkQueryError("epoch_time_all takes one seed or 'mean', not 'all'")
+        slot = self._slot(block, seed)
+        values = self._spread(
+            np.array(self._array(f"{block.key}/{split}/epoch_time")[slot]), np.nan
+        )
+        return np.asarray(values, dtype=np.float32)
 
     def _covers_all(self, block: BlockSpec) -> np.ndarray:
         """Architectures that have every held seed of ``block``, shape ``(n_archs,)``."""
@@ -287,36 +319,102 @@ class Store:
         seed: Seed,
         epoch: int | None = None,
     ) -> float:
-        """One metric of one architecture (index or string); raises if the value is absent."""
+        """One metric of one architecture (index or string); raises if the value is absent.
+
+        As the official API: ``seed="all"`` refuses when a seed lacks the value at ``epoch``
+        (``"mean"`` then averages the seeds that have it, and logs which); a time is the sum
+        of the recorded per-epoch times, so intermediate epochs are answered only where every
+        run spent the same time on each epoch (the store keeps the mean per epoch); an
+        evaluation time only at an epoch the set was evaluated at.
+        """
         index = self.space.parse(arch)
         block = self.block(dataset, hp)
         self._check_split(block, split)
         if metric not in METRICS:
             raise BenchmarkQueryError(unknown("metric", metric, METRICS))
+        policy = seed_policy_error(self, dataset, hp, seed)
+        if policy is not None:
+            raise BenchmarkQueryError(policy)
         slot = self._slot(block, seed)
         row = self._row(index)
         if metric == "time":
-            ep = block.epochs - 1 if epoch is None else int(epoch)
-            if not 0 <= ep < block.epochs:
-                raise BenchmarkQueryError(
-                    f"epoch {epoch} is outside the hp-{block.hp} schedule (0..{block.epochs - 1})"
-                )
-            value = float(self._array(f"{block.key}/{split}/epoch_time")[slot, row]) * (ep + 1)
+            value = self._time(block, split, slot, row, index, epoch)
         else:
             erow = self._epoch_row(block, epoch)
             value = float(self._array(f"{block.key}/{split}/{metric}")[erow, slot, row])
-        if seed == "all" or value != value:  # NaN: absent
-            have = self._seeds_of(block, row)
-            if seed == "all" and (not block.held_seeds or set(have) != set(block.held_seeds)):
-                raise BenchmarkQueryError(
-                    f"architecture {index} lacks seeds on {dataset} @ hp {block.hp}: has {have}, "
-                    f"'all' requires {list(block.held_seeds)}"
-                )
-            if value != value:
-                raise BenchmarkQueryError(
-                    self._absent_message(index, have, block, split, metric, seed)
-                )
+        have = self._seeds_of(block, row)
+        if seed == "all" and (not block.held_seeds or set(have) != set(block.held_seeds)):
+            raise BenchmarkQueryError(
+                f"architecture {index} lacks seeds on {dataset} @ hp {block.hp}: has {have}, "
+                f"'all' requires {list(block.held_seeds)}"
+            )
+        if value != value:  # NaN: absent
+            raise BenchmarkQueryError(self._absent_message(index, have, block, split, metric, seed))
+        if seed in ("all", "mean") and metric != "time":
+            self._check_epoch_seeds(block, split, metric, row, index, epoch, have, seed)
         return value
+
+    def _check_epoch_seeds(
+        self, block: BlockSpec, split: str, metric: str, row: int, index: int,
+        epoch: int | None, have: list[int], seed: Seed,
+    ) -> None:  # fmt: skip
+        """``all``: every run has the value at ``epoch``; ``mean``: log the seeds averaged."""
+        erow = self._epoch_row(block, epoch)
+        values = self._array(f"{block.key}/{split}/{metric}")[erow, 1:, row]
+        valued = [s for s, v in zip(block.seeds, values.tolist(), strict=True) if v == v]
+        missing = sorted(set(have) - set(valued))
+        if not missing:
+            return
+        where = f"{block.dataset}/{split} @ hp {block.hp}, epoch {self._epoch_of(block, epoch)}"
+        if seed == "all":
+            raise BenchmarkQueryError(
+                f"architecture {index} has no {metric} for seed(s) {missing} on {where}; "
+                f"'all' requires every seed (the official API answers nothing here)"
+            )
+        logger.warning("architecture %d, %s: the mean covers seeds %s only (%s lack it)",
+                       index, where, valued, missing)  # fmt: skip
+
+    @staticmethod
+    def _epoch_of(block: BlockSpec, epoch: int | None) -> int:
+        return block.epochs - 1 if epoch is None else int(epoch)
+
+    def _time(
+        self, block: BlockSpec, split: str, slot: int, row: int, index: int, epoch: int | None
+    ) -> float:
+        """Seconds on ``split`` up to and including ``epoch`` (see :meth:`metric`)."""
+        ep = self._epoch_of(block, epoch)
+        if not 0 <= ep < block.epochs:
+            raise BenchmarkQueryError(
+                f"epoch {epoch} is outside the hp-{block.hp} schedule (0..{block.epochs - 1})"
+            )
+        where = f"{block.dataset}/{split} @ hp {block.hp}"
+        if ep < block.epochs - 1 and not self._times_constant(block, split)[row]:
+            raise BenchmarkQueryError(
+                f"architecture {index}: the time up to epoch {ep} of {where} is not known: "
+                "its per-epoch times vary within a run (or the source holds totals only), and "
+                f"the store keeps their mean; the total of the schedule is (epoch "
+                f"{block.epochs - 1})"
+            )
+        if split != "train":
+            erow = block.epoch_rows.get(ep)
+            evaluated = erow is not None and bool(
+                np.isfinite(self._array(f"{block.key}/{split}/accuracy")[erow, slot, row])
+            )
+            if not evaluated:
+                raise BenchmarkQueryError(
+                    f"architecture {index} was not evaluated on {where} at epoch {ep}: no "
+                    "evaluation time there"
+                )
+        return float(self._array(f"{block.key}/{split}/epoch_time")[slot, row]) * (ep + 1)
+
+    def _times_constant(self, block: BlockSpec, split: str) -> np.ndarray:
+        """(n_rows,) bool: runs whose per-epoch times are all equal (False where unknown,
+        and everywhere in a store imported before this was recorded)."""
+        name = f"{block.key}/{split}/times_constant"
+        if name not in self._layout.arrays:
+            rows = self.n_archs if self._rows is None else len(self._rows)
+            return np.zeros(rows, dtype=bool)
+        return np.asarray(self._array(name), dtype=bool)
 
     def _seeds_of(self, block: BlockSpec, row: int) -> list[int]:
         cov = self._array(f"{block.key}/coverage")[:, row]
@@ -355,6 +453,12 @@ class Store:
                 f"architecture {index} has no runs on {dataset} @ hp {block.hp}"
             )
         get = lambda name: float(self._array(f"{block.key}/{name}")[row])  # noqa: E731
+        if get("params") != get("params") or get("flops") != get("flops"):
+            raise BenchmarkQueryError(
+                f"architecture {index} has no params/FLOPs on {dataset} @ hp {block.hp}: its "
+                "seeds disagree and seed 888, the official API's tie-break, is absent (the "
+                "official API raises here too), or the source holds none"
+            )
         per_epoch = (
             float(self._array(f"{block.key}/train/epoch_time")[0, row])
             if "train" in block.splits
@@ -444,6 +548,21 @@ def store_path(name_or_path: str | Path) -> Path:
         return named
     existing = sorted(p.name for p in paths.stores_dir().glob("*") if not p.name.startswith("."))
     raise ArchiveError(unknown("store", str(name_or_path), existing or ["<none imported yet>"]))
+
+
+def seed_policy_error(store: Store, dataset: str, hp: int | str, seed: Seed | str) -> str | None:
+    """Why ``seed`` cannot be answered on ``(dataset, hp)`` at all, or None if it can be.
+
+    ``"all"`` needs per-seed values; a table that holds only the source's seed means has
+    none, so the answer is "use 'mean'" rather than "has [], 'all' requires []".
+    """
+    block = store.block(dataset, hp)
+    if seed == "all" and not block.held_seeds:
+        return (
+            f"store {store.path.name} holds only seed means for {dataset} @ hp {block.hp} "
+            "(no per-seed values), so seed 'all' cannot be checked; use seed 'mean'"
+        )
+    return None
 
 
 def open_store(name_or_path: str | Path) -> Store:

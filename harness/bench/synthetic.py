@@ -20,7 +20,6 @@ import logging
 import os
 import pickle
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -38,6 +37,7 @@ from harness.bench.synthetic_values import (
     quality,
 )
 from harness.errors import ConfigError, unknown
+from harness.fileio import temp_dir
 from harness.paths import OFFICIAL_ARCHIVE_NAMES
 from harness.spaces import sss, tss
 
@@ -168,9 +168,8 @@ def write_synthetic_archive(
     entropy = int(rng.integers(0, 2**63))
     created = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=out))
+    tmp = temp_dir(out, f".{target.name}.")  # an ordinary directory: its mode follows the umask
     try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the archive is an ordinary directory
         strings = list(tss.all_strings() if space == "tss" else sss.all_strings())
         records = _fill(tmp, space, entropy, chosen, layout, n_jobs, progress, unpadded_names)
         if layout == "dir":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,10 +22,11 @@ import pandas as pd
 
 from harness import paths
 from harness.bench import names
+from harness.bench.choice import coverage_text, locate_store
 from harness.bench.official import import_official
-from harness.bench.store import Store, list_stores, open_store
+from harness.bench.store import Store, list_stores, seed_policy_error
 from harness.bench.tidy import import_table, table_suffix
-from harness.cli import OneLineParser
+from harness.cli.common import OneLineParser, jobs_arg
 from harness.errors import ArchiveError, ConfigError, HarnessError, did_you_mean
 
 OFFICIAL_WORDS: dict[str, str] = {"official-tss": "tss", "official-sss": "sss"}
@@ -100,10 +102,18 @@ def _table_space(path: Path) -> str:
     return str(first["space"].iloc[0])
 
 
+def _table_stem(stem: str, space: str) -> str:
+    """A table's file stem without the words the store name says already: ``nats_tss_public``
+    becomes ``public`` (so the public table imports as ``tss-public``)."""
+    words = [w for w in re.split(r"[_\-.]+", stem) if w and w.lower() not in ("nats", space)]
+    return "-".join(words) or stem
+
+
 def _default_name(kind: str, path: Path) -> str:
     if kind == "table":
         suffix = table_suffix(path) or ""
-        return f"{_table_space(path)}-{path.name[: len(path.name) - len(suffix)]}"
+        space = _table_space(path)
+        return f"{space}-{_table_stem(path.name[: len(path.name) - len(suffix)], space)}"
     lowered = path.name.lower()
     for space in ("tss", "sss"):
         if f"-{space}-" in lowered or lowered.startswith(f"{space}-"):
@@ -155,10 +165,18 @@ def _format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list
     ]
 
 
+def _open(name_or_path: str) -> Store:
+    """A store by name or path (a missing path is reported as such, not as a name)."""
+    return Store(locate_store(name_or_path))
+
+
 @_io_errors
 def _cmd_info(args: argparse.Namespace) -> int:
-    store = open_store(args.store)
+    store = _open(args.store)
     info = store.info()
+    info["archs_present"] = store.n_present
+    info["coverage"] = coverage_text(store)
+    info["covers_space"] = store.n_present == store.n_archs
     for extra in ("value_sources", "computed_means"):  # tidy-table provenance
         if extra in store.manifest:
             info[extra] = store.manifest[extra]
@@ -176,6 +194,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "sources_sha256",
     ):
         print(f"{key:<19}{info.get(key)}")
+    partial = "" if info["covers_space"] else " (partial: never chosen as a default store)"
+    print(f"{'coverage':<19}{info['coverage']}{partial}")
     for extra in ("value_sources", "computed_means"):
         if info.get(extra):
             print(f"{extra:<19}" + ", ".join(f"{k} ({v})" for k, v in info[extra].items()))
@@ -208,7 +228,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     rows: list[tuple[object, ...]] = []
     for name in found:
         try:
-            store = open_store(name)
+            store = _open(name)
             rows.append((name, store.space_name, store.source, store.n_present, len(store.blocks)))
         except HarnessError as err:
             rows.append((name, "?", f"unreadable: {err}", "", ""))
@@ -233,14 +253,22 @@ def _dataset_split(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _parse_arch(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
+    """An index (``"11"``, also ``"-1"``, which the space reports as out of range) or a string."""
+    return int(text) if re.fullmatch(r"[+-]?\d+", text.strip()) else text
+
+
+def _check_seed(store: Store, dataset: str, hp: str, seed: int | str) -> None:
+    problem = seed_policy_error(store, dataset, hp, seed)
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 @_io_errors
 def _cmd_query(args: argparse.Namespace) -> int:
-    store = open_store(args.store)
+    store = _open(args.store)
     dataset, split = _dataset_split(args)
     index = store.space.parse(_parse_arch(args.arch))
+    _check_seed(store, dataset, args.hp, args.seed)
     value = store.metric(index, dataset, split, args.hp, args.metric, args.seed, args.epoch)
     block = store.block(dataset, args.hp)
     epoch = block.epochs - 1 if args.epoch is None else args.epoch
@@ -267,8 +295,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 @_io_errors
 def _cmd_best(args: argparse.Namespace) -> int:
-    store = open_store(args.store)
+    store = _open(args.store)
     dataset, split = _dataset_split(args)
+    _check_seed(store, dataset, args.hp, args.seed)
     index, value = store.best(dataset, split, args.hp, args.seed, args.metric, args.epoch)
     arch = store.space.index_to_str(index)
     if args.json:
@@ -325,7 +354,10 @@ def register(groups: Any) -> None:
     imp.add_argument(
         "--name", help="store name (default: <space>-official or <space>-<table stem>)"
     )
-    imp.add_argument("--jobs", type=int, default=-1, help="worker processes for official archives")
+    imp.add_argument(
+        "--jobs", type=jobs_arg, default="-1",
+        help="worker processes for official archives (-1 or 0: all CPUs)",
+    )  # fmt: skip
     imp.add_argument("--overwrite", action="store_true", help="replace an existing store")
     imp.add_argument("--synthetic", action="store_true", help="mark the store as synthetic data")
     imp.set_defaults(handler=_cmd_import)

@@ -1,13 +1,37 @@
-"""Argument and output helpers shared by the ``run`` and ``supernet`` command groups."""
+"""Argument and output helpers shared by the command groups (``bench``, ``run``, ``supernet``).
+
+This module imports nothing from the ``harness.cli`` package itself, so that the group
+modules and the package can all import it without an import circle.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.errors import ConfigError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit code 2), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def jobs_arg(text: str) -> int:
+    """``--jobs``: ``N`` workers; ``-1`` or ``0`` (any value below 1) means one per CPU.
+
+    Every command that takes ``--jobs`` reads it here, so they all agree.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+    return value if value > 0 else (os.cpu_count() or 1)
 
 
 def add_report_arguments(
@@ -23,8 +47,13 @@ def add_report_arguments(
     report.add_argument("--n-boot", type=n_boot_type, default=1000, help="bootstrap resamples")
 
 
-def require_results_dir(path: Path) -> None:
+def require_results_dir(path: Path, produced_by: str = "harness run") -> None:
     """Raise :class:`ConfigError` unless ``path`` is an existing directory."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{path} is a file, not a results directory (give the directory that "
+            f"`{produced_by} --out DIR` wrote)"
+        )
     if not path.is_dir():
         raise ConfigError(f"results directory {path} does not exist")
 

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.cli.common import add_report_arguments, print_sweep_summary, require_results_dir
-
-
-def _jobs(text: str) -> int:
-    """``N`` workers; ``-1`` (or 0) means one per CPU."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
-    return value if value > 0 else (os.cpu_count() or 1)
+from harness.cli.common import (
+    add_report_arguments,
+    jobs_arg,
+    print_sweep_summary,
+    require_results_dir,
+)
+from harness.errors import ConfigError
 
 
 def register(groups: Any) -> None:
@@ -38,7 +34,7 @@ def register(groups: Any) -> None:
     run.add_argument("--budget", type=float, help="override the protocol budget (seconds)")
     run.add_argument("--store", help="store name (under $HARNESS_HOME/stores) or path")
     run.add_argument("--out", type=Path, required=True, help="results directory")
-    run.add_argument("--jobs", type=_jobs, default=1, help="parallel workers (-1: all CPUs)")
+    run.add_argument("--jobs", type=jobs_arg, default=1, help="workers (-1 or 0: all CPUs)")
     run.add_argument("--backend", default="loky", help="joblib backend: loky or dask")
     run.add_argument("--scheduler", help="dask scheduler address (default: a local cluster)")
     run.add_argument("--chunk-size", type=int, default=50, help="searches per joblib task")
@@ -63,7 +59,7 @@ def register(groups: Any) -> None:
     main.add_argument("--quick", action="store_true", help="few seeds, separate output dir")
     main.add_argument("--store", help="use this store instead of choosing one")
     main.add_argument("--out", type=Path, help="results directory (default results/<store>)")
-    main.add_argument("--jobs", type=_jobs, default="-1", help="parallel workers (-1: all CPUs)")
+    main.add_argument("--jobs", type=jobs_arg, default="-1", help="workers (-1 or 0: all CPUs)")
     main.add_argument("--no-report", action="store_true", help="run only, write no report")
     main.add_argument("--no-progress", action="store_true", help="hide progress bars")
     main.set_defaults(handler=main_command)
@@ -82,9 +78,17 @@ def run_command(args: argparse.Namespace) -> int:
         store=args.store,
         budget=args.budget,
     )
+    store = grid.store
+    if store is None:  # say which store the sweep uses, and why, before it starts
+        from harness.bench.choice import choose_store
+
+        choice = choose_store(grid.spaces[0])
+        print(f"store: {choice}", flush=True)
+        store = choice.name
     summary = runner.run_sweep(
         grid,
         args.out,
+        store=store,
         jobs=args.jobs,
         backend=args.backend,
         scheduler=args.scheduler,
@@ -105,7 +109,14 @@ def report_command(args: argparse.Namespace) -> int:
     from harness.results import ResultsDir
 
     require_results_dir(args.results)
-    runs, trajectories = ResultsDir(args.results).load()
+    target = ResultsDir(args.results)
+    supernet = (target.manifest() or {}).get("kind") == "supernet"
+    if supernet or (args.results / "supernet_trajectories.parquet").exists():
+        raise ConfigError(
+            f"{args.results} holds supernet results (`harness supernet run`): "
+            f"use `harness supernet report {args.results}`"
+        )
+    runs, trajectories = target.load()
     rng = np.random.default_rng(args.seed)
     paths = write_report(runs, trajectories, args.out or args.results, rng, n_boot=args.n_boot)
     for path in paths:
@@ -116,19 +127,27 @@ def report_command(args: argparse.Namespace) -> int:
 def main_command(args: argparse.Namespace) -> int:
     from harness import mainjob
 
-    result = mainjob.main_job(
+    plan = mainjob.plan_main(
         out=args.out,
         seeds=args.seeds,
         quick=args.quick,
         store=args.store,
-        jobs=args.jobs,
-        report=not args.no_report,
         progress=not args.no_progress,
     )
-    if result.synthetic:
-        print("NOTE: no real benchmark data was found; these results are SYNTHETIC")
-    print(f"data: {result.data} ({result.origin})")
+    data = plan.data
+    print(f"data: {data.store.path.name} ({data.origin}: {data.reason})")
+    if data.store.synthetic:
+        print(f"NOTE: these results are SYNTHETIC: {data.reason}")
+    print(plan.describe(), flush=True)
+    result = mainjob.run_main(
+        plan, jobs=args.jobs, report=not args.no_report, progress=not args.no_progress
+    )
     _print_summary(result.summary)
+    if result.report_unchanged:
+        print(
+            f"report unchanged: {plan.target / 'leaderboard.md'} (no run changed; "
+            f"`harness report {plan.target}` rewrites it)"
+        )
     for path in result.report:
         print(path)
     return 1 if result.summary.failed else 0

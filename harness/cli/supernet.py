@@ -86,8 +86,20 @@ def run_command(args: argparse.Namespace) -> int:
         args.methods, args.card, args.seeds, args.tasks, args.selections, args.data,
         args.max_steps,
     )  # fmt: skip
+    store = args.store
+    if store is None:  # say which store gives the ground truth, and why, before it starts
+        from harness.bench.choice import choose_store
+
+        space = sweep.effective_card(grid)[0].space
+        try:
+            choice = choose_store(space)
+        except ConfigError as err:
+            print(f"NOTE: {err}: the cells run without ground truth", flush=True)
+        else:
+            print(f"store: {choice}", flush=True)
+            store = choice.name
     summary = sweep.run_supernet_sweep(
-        grid, args.out, store=args.store, device=args.device, jobs=args.jobs,
+        grid, args.out, store=store, device=args.device, jobs=args.jobs,
         images=args.images, progress=not args.no_progress, bf16=args.bf16,
         channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph,
         workdir=args.workdir,

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from harness.errors import ConfigError
+from harness.fileio import atomic_write, atomic_write_text
 from harness.report import plots
 from harness.report.leaderboard import (
     Leaderboard,
@@ -36,6 +35,7 @@ __all__ = [
     "build_leaderboard",
     "method_style",
     "plots",
+    "save_figure_atomic",
     "to_latex",
     "to_markdown",
     "write_report",
@@ -44,25 +44,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+def save_figure_atomic(fig: Figure, path: Path) -> Path:
+    """Save ``fig`` as PNG at ``path`` atomically, with a mode that follows the umask."""
+    return atomic_write(
+        path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    )
 
 
 def _save_figure(fig: Figure, path: Path, synthetic: bool) -> Path:
     if synthetic:
         fig.suptitle("SYNTHETIC DATA", color="red", fontweight="bold")
-    return _atomic_write(
-        path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    )
+    return save_figure_atomic(fig, path)
 
 
 def _safe(name: str) -> str:
@@ -153,11 +145,7 @@ def write_report(
         traj = trajectories[trajectories["run_key"].isin(ok_keys)]
         suffix = "" if len(pairs) == 1 else f"_{_safe(space)}_{_safe(protocol)}"
         figures += _figures(sub, traj, out, suffix, metric, gen, n_boot)
-    md_path = _atomic_write(
-        out / "leaderboard.md", lambda p: p.write_text("\n".join(md), encoding="utf-8")
-    )
-    tex_path = _atomic_write(
-        out / "leaderboard.tex", lambda p: p.write_text("\n".join(tex), encoding="utf-8")
-    )
+    md_path = atomic_write_text(out / "leaderboard.md", "\n".join(md))
+    tex_path = atomic_write_text(out / "leaderboard.tex", "\n".join(tex))
     logger.info("wrote report with %d figures to %s", len(figures), out)
     return [md_path, tex_path, *figures]

@@ -28,7 +28,6 @@ import functools
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ from matplotlib.figure import Figure
 
 from harness import results, stats
 from harness.errors import ConfigError, unknown
-from harness.report import plots, write_report
+from harness.report import plots, save_figure_atomic, write_report
 from harness.report.leaderboard import require_columns, settings
 from harness.report.plots import new_axes
 from harness.report.style import method_style
@@ -311,19 +310,12 @@ def _safe(name: str) -> str:
 def _figure(
     draw: Callable[[Axes], Axes], path: Path, synthetic: bool, size: tuple[float, float]
 ) -> Path:
-    """Draw into a new figure and save it as PNG atomically (temporary file, then rename)."""
+    """Draw into a new figure and save it as PNG atomically (mode after the umask)."""
     fig = Figure(figsize=size, layout="constrained")
     draw(fig.add_subplot())
     if synthetic:
         fig.suptitle("SYNTHETIC DATA", color="red", fontweight="bold")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return save_figure_atomic(fig, path)
 
 
 def write_supernet_report(

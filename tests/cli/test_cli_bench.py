@@ -292,3 +292,56 @@ def test_python_dash_m_harness(tmp_path: Path) -> None:
     assert bad.stderr.strip().splitlines() == [
         "error: unknown store 'nope'; expected one of: <none imported yet>"
     ]
+
+
+# --------------------------------------------------------------------------- names and messages
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_import_jobs_zero_means_all_cpus(cli: Cli, tss_samples: Path) -> None:
+    result = cli("bench", "import", tss_samples, "--jobs", "0")  # was joblib's ValueError
+    assert result.code == 0, result.err
+    assert result.out.startswith("imported tss-official: tss, 3 architectures")
+
+
+def test_the_public_table_imports_as_the_store_the_readme_queries(
+    cli: Cli, tss_public_table: Path
+) -> None:
+    result = cli("bench", "import", tss_public_table)  # no --name
+    assert result.code == 0, result.err
+    assert result.out.startswith("imported tss-public: tss, 15625 architectures")
+    text = README.read_text()
+    line = next(x for x in text.splitlines() if "bench import" in x and tss_public_table.name in x)
+    assert line.rstrip().endswith("# -> tss-public")
+    assert "harness bench info tss-public" in text and 'open_store("tss-public")' in text
+    mean_only = ("--dataset", "cifar10", "--split", "ori-test", "--hp", "200")
+    for command in (("query", "tss-public", "9930"), ("best", "tss-public")):
+        error = cli("bench", *command, *mean_only, "--seed", "all").one_line_error()
+        assert "holds only seed means for cifar10 @ hp 200 (no per-seed values)" in error
+        assert "use seed 'mean'" in error and "[]" not in error
+    assert cli("bench", "query", "tss-public", "9930", *mean_only, "--seed", "mean").code == 0
+
+
+def test_default_table_names() -> None:
+    from harness.cli.bench import _table_stem
+
+    assert _table_stem("nats_tss_public", "tss") == "public"
+    assert _table_stem("my-results", "tss") == "my-results"
+    assert _table_stem("tss", "tss") == "tss"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((*QUERY[:3], "-1", "--dataset", "cifar10", *SELECT), "tss index -1 out of range"),
+        ((*QUERY[:3], "15625", "--dataset", "cifar10", *SELECT), "index 15625 out of range"),
+        ((*QUERY, "--dataset", "CIFAR10", *SELECT), "(did you mean 'cifar10'?)"),
+        (("bench", "info", "./no/such/store"), "store path ./no/such/store does not exist"),
+        (("bench", "info", "TSS-OFFICIAL"), "(did you mean 'tss-official'?)"),
+    ],
+)
+def test_messages_say_what_is_wrong(
+    cli: Cli, sample_store: Path, argv: tuple[str, ...], message: str
+) -> None:
+    shutil.copytree(sample_store, Path(os.environ["HARNESS_HOME"]) / "stores" / "tss-official")
+    assert message in cli(*argv).one_line_error()

@@ -216,3 +216,78 @@ def test_failed_runs_are_retried_and_fail_the_command(
     printed = capsys.readouterr().out
     assert "6 run now (6 of them retried after failing before), 0 failed" in printed
     assert pd.read_parquet(out / "runs.parquet")["status"].eq("ok").all()
+
+
+# --------------------------------------------------------------------------- one-line errors
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_run_out_is_a_file(tiny: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out in (afile, afile / "sub"):
+        assert cli(_run_args(tiny, out)) == 2  # was NotADirectoryError
+        assert f"{afile} is a file, not a directory; choose another --out" in _one_line(capsys)
+    assert afile.read_text() == "x"
+
+
+def test_a_budget_below_one_query_is_refused(
+    tiny: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _run_args(tiny, tmp_path / "res")
+    argv[argv.index("--budget") + 1] = "1"
+    assert cli(argv) == 2
+    err = _one_line(capsys)
+    assert "budget 1 s on cifar10 buys less than one query: the cheapest query" in err
+    cheapest = float(err.split("costs ")[1].split(" s")[0].replace(",", ""))
+    assert cheapest > 1 and not (tmp_path / "res").exists()
+
+
+def test_a_missing_store_path_is_called_missing(
+    tiny: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _run_args(tiny, tmp_path / "res")
+    argv[argv.index("--store") + 1] = str(tmp_path / "nowhere")
+    assert cli(argv) == 2
+    assert f"store path {tmp_path / 'nowhere'} does not exist" in _one_line(capsys)
+
+
+def test_report_on_a_file_or_a_supernet_directory(
+    tiny: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    afile = tmp_path / "runs.parquet"
+    afile.write_text("x")
+    assert cli(["report", str(afile)]) == 2
+    assert f"{afile} is a file, not a results directory" in _one_line(capsys)
+    assert cli(["report", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in _one_line(capsys)
+    supernet = tmp_path / "ws"
+    supernet.mkdir()
+    (supernet / "manifest.json").write_text(json.dumps({"kind": "supernet"}))
+    assert cli(["report", str(supernet)]) == 2
+    assert f"use `harness supernet report {supernet}`" in _one_line(capsys)
+
+
+def test_report_on_the_committed_supernet_results(capsys: pytest.CaptureFixture[str]) -> None:
+    committed = REPO / "results" / "cpu-cifar10"
+    if not (committed / "supernet_trajectories.parquet").is_file():
+        pytest.skip("results/cpu-cifar10 is not in this checkout")
+    assert cli(["report", str(committed), "--out", "/nonexistent-never-written"]) == 2
+    assert "use `harness supernet report" in _one_line(capsys)  # was KeyError: 'step'
+
+
+def test_jobs_zero_means_all_cpus_everywhere() -> None:
+    from harness.cli import build_parser
+
+    parser = build_parser()
+    cpus = cli_run.jobs_arg("-1")
+    assert cpus >= 1 and cli_run.jobs_arg("0") == cpus and cli_run.jobs_arg("3") == 3
+    for argv in (["run", "--out", "x", "--jobs", "0"], ["main", "--jobs", "0"],
+                 ["bench", "import", "src", "--jobs", "0"]):  # fmt: skip
+        assert parser.parse_args(argv).jobs == cpus, argv

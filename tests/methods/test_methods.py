@@ -14,7 +14,8 @@ import pytest
 from harness.checks import check_method
 from harness.errors import BudgetExhausted, ConfigError
 from harness.oracle import Oracle, run_search, synthetic_tables
-from harness.protocol import BlackBoxMethod, get_method, make_method, method_names
+from harness.protocol import BlackBoxMethod
+from harness.registry import get_method, make_method, method_names
 from harness.spaces import get_space
 
 TABLES = synthetic_tables("tss", np.random.default_rng(7))

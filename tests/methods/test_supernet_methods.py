@@ -13,7 +13,7 @@ import torch
 
 from harness.checks import check_method, check_supernet_method
 from harness.errors import ConfigError
-from harness.protocol import get_method, make_method, method_kind, method_names
+from harness.registry import get_method, make_method, method_kind, method_names
 from harness.spaces import Space
 from harness.supernet.search import Batch, StepContext, SupernetMethod
 
@@ -65,7 +65,7 @@ def test_unknown_names_suggest_over_all_kinds() -> None:
 def test_importing_methods_does_not_import_torch() -> None:
     code = (
         "import sys, methods\n"
-        "from harness.protocol import method_names, method_kind\n"
+        "from harness.registry import method_names, method_kind\n"
         "assert 'darts_v1' in method_names() and method_kind('gaea') == 'supernet'\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )

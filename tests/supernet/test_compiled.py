@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from harness.errors import ConfigError
-from harness.protocol import make_method
+from harness.registry import make_method
 from harness.supernet import compiled
 from harness.supernet.search import SearchConfig, run_supernet_search
 from harness.supernet.selection import ArchTuning, PerturbationConfig, select_perturbation

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness.errors import ConfigError
-from harness.protocol import make_method
+from harness.registry import make_method
 from harness.supernet.optim import sgd_update_
 from harness.supernet.search import run_supernet_search
 from harness.supernet.selection import (
