@@ -64,6 +64,7 @@ def measure(args: argparse.Namespace) -> dict:
     began = time.perf_counter()
     data = make_search_data(card, "cifar10", rng, runtime)
     net = build_supernet(card, data.num_classes, torch_generator(rng))
+    net.set_fused(args.cells == "fused")  # type: ignore[operator]
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     prepare = time.perf_counter() - began
@@ -92,6 +93,7 @@ def measure(args: argparse.Namespace) -> dict:
         "channels_last": args.channels_last,
         "compile": args.compile,
         "cuda_graph": args.cuda_graph,
+        "cells": args.cells,
         "steps_per_epoch": steps,
         "full_steps_per_epoch": full_steps,
         "epochs_run": epochs,
@@ -120,6 +122,12 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", choices=COMPILE_MODES)
     parser.add_argument("--cuda-graph", action="store_true")
+    parser.add_argument(
+        "--cells",
+        choices=("fused", "per-op"),
+        default="fused",
+        help="dense cells batched per source node, or one call per op",
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--max-steps", type=int, help="cap on steps per epoch (quick checks)")
     parser.add_argument("--seed", type=int, default=0)
@@ -131,7 +139,7 @@ def main() -> None:
     result = measure(args)
     result.update(torch=torch.__version__, when=time.strftime("%Y-%m-%d"))
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": []}
-    same = ("method", "device_name", "bf16", "channels_last", "compile", "cuda_graph",
+    same = ("method", "device_name", "bf16", "channels_last", "compile", "cuda_graph", "cells",
             "epochs_run", "steps_per_epoch")  # fmt: skip
     runs = [r for r in previous["runs"] if any(r.get(k) != result[k] for k in same)]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -72,13 +72,22 @@ def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str | None]:
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:
-    """Platform, Python, CPU count and compute ``device`` of the machine that ran the sweep."""
+    """Platform, Python, CPU count, compute ``device`` and, for a GPU, its name (an H100 and
+    an H200 differ in what their numbers mean)."""
+    name = None
+    if device.startswith("cuda"):
+        import torch  # only where a GPU ran the sweep
+
+        name = (
+            torch.cuda.get_device_name(torch.device(device)) if torch.cuda.is_available() else None
+        )
     return {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "device": device,
+        "device_name": name,
     }
 
 
