@@ -87,6 +87,11 @@ class Dnal(SupernetMethod):
     name: ClassVar[str] = "dnal"
     Config: ClassVar[type] = DnalConfig
     spaces: ClassVar[tuple[str, ...]] = ("sss",)
+    caveat: ClassVar[str | None] = (
+        "DNAL has no NAS-Bench-201 or NATS-Bench results; its per-channel gates are ported "
+        "here to one gate per 8-channel group of each layer (our mapping), and lambda_a's "
+        "scale differs from the paper's networks"
+    )
     check_settings: ClassVar[Mapping[str, Any]] = {"arch_epochs": 1}
     arch_split = "train"
 

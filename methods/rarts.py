@@ -63,6 +63,11 @@ class Rarts(SoftmaxArchMixin, SupernetMethod):
 
     name: ClassVar[str] = "rarts"
     Config: ClassVar[type] = RartsConfig
+    caveat: ClassVar[str | None] = (
+        "RARTS's update equations and hyperparameters have no published source we could read "
+        "(no code, no readable paper body): this is a formulation recalled from the paper, with "
+        "lambda, beta and the learning rates chosen here"
+    )
     spaces: ClassVar[tuple[str, ...]] = ("tss", "sss")
     dense_weights: ClassVar[bool] = True
 

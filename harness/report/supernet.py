@@ -264,6 +264,8 @@ def selection_markdown(runs: pd.DataFrame, baseline: str = "magnitude") -> str:
     lines = ["# Selection rules on the same supernets", ""]
     if bool(runs["synthetic"].astype(bool).any()):
         lines += ["> **SYNTHETIC DATA: these numbers do not come from the benchmark**", ""]
+    for method, text in method_caveats(runs["method"]):
+        lines += [f"> **{method}:** {text}", ""]
     if baseline not in present or not others:
         lines.append(f"_needs `{baseline}` and another rule; this directory has {present}_\n")
     for rule in others:
@@ -273,6 +275,20 @@ def selection_markdown(runs: pd.DataFrame, baseline: str = "magnitude") -> str:
             "rule, mean difference a - b, share of runs where a wins (ties count one half), "
             "P(a > b) over all pairs, two-sided Wilcoxon signed-rank p.")  # fmt: skip
     return "\n".join([*lines, note, "", *_cost_lines(runs)])
+
+
+def method_caveats(methods: Iterable[Any]) -> list[tuple[str, str]]:
+    """``(method, caveat)`` of every registered supernet method among ``methods`` that states
+    one (:attr:`~harness.supernet.method.SupernetMethod.caveat`), sorted by name."""
+    from harness.registry import get_method, method_names
+
+    known = set(method_names("supernet"))
+    out = []
+    for name in sorted({str(m) for m in methods} & known):
+        caveat = get_method(name, "supernet").caveat
+        if caveat:
+            out.append((name, caveat))
+    return out
 
 
 _COST_COLUMNS: tuple[str, ...] = (

@@ -288,6 +288,9 @@ class SupernetMethod(ABC):
     Config: ClassVar[type]
     #: the spaces (``"tss"``, ``"sss"``) whose supernets the method can search.
     spaces: ClassVar[tuple[str, ...]] = ("tss",)
+    #: what a reader of this method's results must know (an unverified formulation, a port
+    #: of ours); reports print it beside the method's rows. None: nothing to add.
+    caveat: ClassVar[str | None] = None
     #: config values for the tiny searches of :func:`harness.checks.check_supernet_method`
     #: (two epochs), for methods whose defaults need a longer search.
     check_settings: ClassVar[Mapping[str, Any]] = {}

@@ -32,3 +32,18 @@ def test_compare_selections_pairs_rows_of_the_same_supernet() -> None:
     text = comparison_markdown([c])
     assert "| darts_v1 | tiny-cpu@1 | cifar10 | cifar10 | 4 |" in text and "+15.00" in text
     assert comparison_markdown([]).startswith("_no paired")
+
+
+def test_selection_report_states_the_caveats_of_the_methods_it_shows() -> None:
+    import pandas as pd
+
+    from harness.report.supernet import method_caveats, selection_markdown
+
+    assert [m for m, _ in method_caveats(["rarts", "darts_v1", "dnal", "unknown"])] == [
+        "dnal", "rarts",
+    ]  # fmt: skip
+    rows = [_row("k0", 0, "magnitude", 50.0, kendall_tau=0.1, synthetic=False),
+            _row("k0", 0, "perturbation", 60.0, kendall_tau=0.1, synthetic=False)]  # fmt: skip
+    runs = pd.DataFrame(rows).assign(method="rarts")
+    text = selection_markdown(runs)
+    assert "> **rarts:** RARTS's update equations and hyperparameters have no published" in text
