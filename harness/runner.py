@@ -247,7 +247,7 @@ def open_data(store: Store | str | Path | None, space: str) -> Store:
         raise ConfigError(str(err)) from None
 
 
-def _parallel_context(backend: str, scheduler: str | None, jobs: int) -> Any:
+def parallel_context(backend: str, scheduler: str | None, jobs: int) -> Any:
     """A context manager configuring joblib; dask starts (or connects to) a distributed client."""
     if backend not in BACKENDS:
         raise ConfigError(unknown("backend", backend, BACKENDS))
@@ -351,7 +351,7 @@ def _execute(
     size = max(1, min(chunk_size, math.ceil(len(todo) / (4 * jobs))))
     failed = 0
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress)
-    with bar, _parallel_context(backend, scheduler, jobs):
+    with bar, parallel_context(backend, scheduler, jobs):
         n_jobs = jobs if backend == "loky" else -1
         parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
         for records in parallel(delayed(run_chunk)(c, store_path) for c in _chunks(todo, size)):

@@ -62,6 +62,10 @@ def register(groups: Any) -> None:
                      "data's)")  # fmt: skip
     run.add_argument("--max-steps", type=_positive, help="cap on steps per epoch (smoke runs)")
     run.add_argument("--jobs", type=_positive, default=1, help="cells at once (default 1)")
+    run.add_argument("--backend", default="loky", choices=("loky", "dask"),
+                     help="loky: processes here; dask: the workers of a Dask cluster")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. "
+                     "tcp://host:8786 (default: a local cluster of --jobs workers)")  # fmt: skip
     run.add_argument("--workdir", type=Path, help="where cells keep checkpoints, saved "
                      "supernets and progress logs (default: <out>/supernets)")  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -102,7 +106,7 @@ def run_command(args: argparse.Namespace) -> int:
         grid, args.out, store=store, device=args.device, jobs=args.jobs,
         images=args.images, progress=not args.no_progress, bf16=args.bf16,
         channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph,
-        workdir=args.workdir,
+        workdir=args.workdir, backend=args.backend, scheduler=args.scheduler,
     )  # fmt: skip
     card, label = sweep.effective_card(grid)
     if card.data == "synthetic":

@@ -273,6 +273,8 @@ def run_supernet_sweep(
     compile: str | None = None,
     cuda_graph: bool = False,
     workdir: str | Path | None = None,
+    backend: str = "loky",
+    scheduler: str | None = None,
 ) -> runner.SweepSummary:
     """Run every unfinished cell of ``grid`` into ``out``; all input is checked first.
 
@@ -281,6 +283,11 @@ def run_supernet_sweep(
             of the card's space, ``<space>-official`` else ``<space>-public``; when neither is
             imported, the cells run without ground truth and their rows say why).
         device: ``cpu`` or ``cuda``; ``jobs``: cells at once (1: one after another).
+        backend: ``loky`` (processes of this machine) or ``dask`` (the workers of the cluster
+            at ``scheduler``, e.g. ``tcp://host:8786``, one GPU per worker where there are
+            GPUs; without ``scheduler`` a local cluster of ``jobs`` workers). Cells stay
+            resumable: a cell whose worker is lost runs again on another and resumes from
+            its checkpoint, so ``workdir`` must be on storage every worker sees.
         images: the CIFAR-10 JPEG archive (default: the shared one; unused for synthetic data);
             ``cache_dir``: where decoded images are cached (default ``$HARNESS_HOME/images``).
         bf16, channels_last, compile, cuda_graph: speed settings of :class:`Runtime` (in the
@@ -291,6 +298,10 @@ def run_supernet_sweep(
     """
     if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
         raise ConfigError(f"jobs must be an int >= 1, got {jobs!r}")
+    if backend not in runner.BACKENDS:
+        raise ConfigError(unknown("backend", backend, runner.BACKENDS))
+    if scheduler is not None and backend != "dask":
+        raise ConfigError("a scheduler address needs backend 'dask' (--backend dask)")
     _check_device(device)
     check_compile_mode(compile)
     card, label = effective_card(grid)
@@ -319,13 +330,14 @@ def run_supernet_sweep(
         cache_dir=str(cache_dir or harness_home() / "images"),
         workdir=str(target.path / "supernets" if workdir is None else Path(workdir)),
     )  # fmt: skip
-    failed = _execute(todo, truth, runtime, target, jobs, progress)
+    failed = _execute(todo, truth, runtime, target, jobs, progress, backend, scheduler)
     runs, traj = target.consolidate()
     wall = time.perf_counter() - t0
     summary = runner.SweepSummary(
         target.path, len(cells), len(cells) - len(todo), len(todo), failed, wall, retried=retried
     )
     sweep = {"started": started, "grid": grid.describe(), "protocol": label, "jobs": jobs,
+             "backend": backend, "scheduler": scheduler,
              "device": device, "bf16": bf16, "channels_last": channels_last,
              "compile": compile, "cuda_graph": cuda_graph,
              **{k: v for k, v in dataclasses.asdict(summary).items() if k != "out"}}  # fmt: skip
@@ -336,20 +348,36 @@ def run_supernet_sweep(
 
 
 def _execute(todo: list[CellSpec], truth: TruthSet, runtime: Runtime,
-             target: SupernetResultsDir, jobs: int, progress: bool) -> int:  # fmt: skip
-    """Run ``todo``, writing each record as it arrives; returns the number that failed."""
+             target: SupernetResultsDir, jobs: int, progress: bool, backend: str,
+             scheduler: str | None) -> int:  # fmt: skip
+    """Run ``todo``, writing each record as it arrives; returns the number that failed.
+
+    ``loky``: one after another (``jobs == 1``) or in ``jobs`` processes; ``dask``: on the
+    workers of the cluster at ``scheduler`` (a local one of ``jobs`` workers if None), where
+    a cell lost with its worker is run again elsewhere and resumes from its checkpoint (the
+    work directory must be one every worker sees)."""
     failed = 0
     bar = tqdm(total=len(todo), desc="supernet cells", unit="cell", disable=not progress)
     with bar:
-        if jobs == 1:
+        if backend == "loky" and jobs == 1:
             records: Iterable[results.RunRecord] = (
                 run_supernet_cell(c, truth, runtime) for c in todo
             )
+            failed = _write_all(records, target, bar)
         else:
-            parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-            records = parallel(delayed(run_supernet_cell)(c, truth, runtime) for c in todo)
-        for record in records:
-            target.write_run(target.merge_failure(record))
-            failed += record.rows[0]["status"] != "ok"
-            bar.update(1)
+            with runner.parallel_context(backend, scheduler, jobs):
+                n_jobs = jobs if backend == "loky" else -1
+                parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+                records = parallel(delayed(run_supernet_cell)(c, truth, runtime) for c in todo)
+                failed = _write_all(records, target, bar)
+    return failed
+
+
+def _write_all(records: Iterable[results.RunRecord], target: SupernetResultsDir,
+               bar: Any) -> int:  # fmt: skip
+    failed = 0
+    for record in records:
+        target.write_run(target.merge_failure(record))
+        failed += record.rows[0]["status"] != "ok"
+        bar.update(1)
     return failed
