@@ -202,8 +202,18 @@ class RunSpec:
         digest = hashlib.sha256(cell.encode()).digest()
         return [self.seed, *(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))]
 
+    @property
+    def oracle_key(self) -> list[int]:
+        """``[seed, h0, h1, h2, h3]`` over (space, task, protocol) only: the key of the
+        oracle's noise (:class:`harness.oracle.SharedNoise`), shared by every method and
+        config of one seed, so that their runs pair."""
+        cell = canonical_json(["oracle", self.space, self.task, self.protocol])
+        digest = hashlib.sha256(cell.encode()).digest()
+        return [self.seed, *(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))]
+
     def streams(self) -> tuple[np.random.Generator, np.random.Generator]:
-        """(method, oracle) generators spawned from this run's SeedSequence."""
+        """(method, oracle) generators spawned from this run's SeedSequence (the runner gives
+        the oracle :attr:`oracle_key`'s shared noise instead of the second)."""
         method_ss, oracle_ss = np.random.SeedSequence(self.entropy).spawn(2)
         return np.random.default_rng(method_ss), np.random.default_rng(oracle_ss)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -59,6 +60,33 @@ def _frozen(values: npt.ArrayLike, what: str) -> FloatArray:
     return out
 
 
+class SharedNoise:
+    """Which training seed the ``k``-th query of an architecture draws, as a function of
+    ``(key, architecture, k)`` alone: two searches given the same key (every method and
+    config of one grid seed) draw the same seed for the same architecture, whatever else
+    they query, so their results differ only by what the methods chose (a paired design).
+
+    The first :data:`TABLE` visits of each architecture read a table drawn once from the key;
+    later ones hash ``(key, architecture, k)``."""
+
+    TABLE = 4
+
+    def __init__(self, key: Sequence[int], n_archs: int) -> None:
+        self.key = tuple(int(k) for k in key)
+        rng = np.random.default_rng(np.random.SeedSequence(self.key))
+        self._table = rng.random((n_archs, self.TABLE))  # (n_archs, TABLE) uniforms
+        self._visits: dict[int, int] = {}
+
+    def uniform(self, arch: int) -> float:
+        """A uniform number in [0, 1) for the next query of ``arch``."""
+        k = self._visits.get(arch, 0)
+        self._visits[arch] = k + 1
+        if k < self.TABLE:
+            return float(self._table[arch, k])
+        state = np.random.SeedSequence([*self.key, arch, k]).generate_state(2, np.uint32)
+        return float((int(state[0]) << 21 | int(state[1]) >> 11) / 2.0**53)
+
+
 class Oracle:
     """Budgeted access to validation accuracy; see the module docstring for the charge rule.
 
@@ -68,7 +96,8 @@ class Oracle:
         fitness: validation accuracy (%), shape ``(n_seeds, space.num_archs)``, NaN = absent.
         cost: simulated seconds charged per query, same shape, ``> 0`` where fitness exists.
         budget: simulated seconds, finite and ``> 0``.
-        rng: draws the training seed of each query.
+        rng: draws the training seed of each query: a Generator (queries draw in turn), or
+            :class:`SharedNoise` (the draw depends on the architecture and its visit only).
 
     A query of an architecture with no seed present raises
     :class:`~harness.errors.BenchmarkQueryError` and charges nothing.
@@ -81,10 +110,12 @@ class Oracle:
         fitness: npt.ArrayLike,
         cost: npt.ArrayLike,
         budget: float,
-        rng: np.random.Generator,
+        rng: np.random.Generator | SharedNoise,
     ) -> None:
-        if not isinstance(rng, np.random.Generator):
-            raise ConfigError(f"the oracle needs a numpy Generator, got {type(rng).__name__}")
+        if not isinstance(rng, np.random.Generator | SharedNoise):
+            raise ConfigError(
+                f"the oracle needs a numpy Generator or SharedNoise, got {type(rng).__name__}"
+            )
         if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
             raise ConfigError(f"budget must be a finite number of seconds > 0, got {budget!r}")
         self._fitness = _frozen(fitness, "fitness")
@@ -137,8 +168,9 @@ class Oracle:
                 f"budget of {self.budget:g} s spent ({self._spent:g} s after "
                 f"{len(self._history)} queries)"
             )
+        u = self._rng.uniform(index) if isinstance(self._rng, SharedNoise) else self._rng.random()
         if self._complete:
-            row = int(self._rng.random() * self._n_seeds)
+            row = int(u * self._n_seeds)
         else:
             rows = self._rows.get(index)
             if rows is None:
@@ -149,7 +181,7 @@ class Oracle:
                     f"architecture {index} ({self.space.index_to_str(index)}) has no fitness "
                     f"on {self.task} in these tables"
                 )
-            row = rows[int(self._rng.random() * len(rows))]
+            row = rows[int(u * len(rows))]
         valid = float(self._fitness[row, index])
         cost = float(self._cost[row, index])
         self._spent += cost
@@ -232,7 +264,7 @@ class FitnessTables:
         """Every architecture has at least one seed (a search may sample the whole space)."""
         return bool(self.present.all())
 
-    def oracle(self, rng: np.random.Generator, budget: float | None = None) -> Oracle:
+    def oracle(self, rng: np.random.Generator | SharedNoise, budget: float | None = None) -> Oracle:
         """A fresh oracle on these tables (budget None: the protocol's budget for the task)."""
         return Oracle(
             self.space,

@@ -111,7 +111,7 @@ def make_record(
         dataset=spec.task, protocol=spec.protocol, seed=spec.seed, budget=spec.budget,
         wall_seconds=wall_seconds, synthetic=spec.synthetic, data_checksum=spec.data_checksum,
         rng_entropy=json.dumps(spec.entropy), status="ok" if outcome is not None else "failed",
-        error=error,
+        error=error, paired_streams=True,
     )  # fmt: skip
     traj: dict[str, list[Any]] = {c: [] for c in TRAJECTORY_VARYING}
     if outcome is None:

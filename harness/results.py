@@ -69,6 +69,9 @@ RUN_COLUMNS: dict[str, str] = {
     "budget": "float64", "queries": "Int64", "distinct_archs": "Int64",
     "wall_seconds": "float64", "device_seconds": "float64", "status": "string",
     "error": "string", "synthetic": "bool", "data_checksum": "string", "rng_entropy": "string",
+    # True: the seed's runs of every method share the randomness they can (the oracle's
+    # noise; a supernet's data order and initial weights), so pairing them by seed is sound
+    "paired_streams": "boolean",
 }
 TRAJECTORY_COLUMNS: dict[str, str] = {
     "run_key": "string", "method": "string", "space": "string", "dataset": "string",

@@ -47,7 +47,7 @@ from harness.grid import (
     parse_seeds,
     require_blackbox,
 )
-from harness.oracle import FitnessTables, run_search
+from harness.oracle import FitnessTables, SharedNoise, run_search
 from harness.protocol import ProtocolCard, get_protocol
 from harness.registry import make_method
 
@@ -185,11 +185,12 @@ def run_one(spec: RunSpec, store: Store) -> results.RunRecord:
     """Run one search and build its record; an unexpected error gives a ``failed`` record."""
     card = get_protocol(spec.protocol_name)
     tables = FitnessTables.from_store(store, card, spec.task)
-    method_rng, oracle_rng = spec.streams()
+    method_rng, _ = spec.streams()
+    noise = SharedNoise(spec.oracle_key, tables.space.num_archs)  # shared by the seed's methods
     start = time.perf_counter()
     try:
         method = make_method(spec.method, **json.loads(spec.overrides))
-        outcome = run_search(method, tables.oracle(oracle_rng, spec.budget), method_rng)
+        outcome = run_search(method, tables.oracle(noise, spec.budget), method_rng)
     except Exception as err:  # a bug in one method must not stop a sweep of thousands
         logger.warning(
             "run %s (%s, %s, seed %d) failed: %r", spec.key, spec.method, spec.task, spec.seed, err

@@ -17,12 +17,14 @@ With a work directory both long stages resume after a kill: the search from its 
 checkpoint (``<run key>.search.pt``), the perturbation selection from its checkpoint after the
 last edge decision (``<run key>.select.pt``).
 
-All randomness comes from one ``numpy.random.SeedSequence`` per run, spawned into streams for
-the data (loader order and augmentation), the supernet's initial weights, the method, and each
-selection rule that draws (perturbation: the row order; top-K: its sample), so that asking for
-one more rule never changes what another rule chooses. The weight/architecture split of the
-CIFAR-10 images and the synthetic images are fixed (drawn from constants), so runs differ only
-in what the seed should change.
+All randomness comes from two ``numpy.random.SeedSequence`` of the run: one over (space, task,
+card, seed) alone, spawned into the data stream (loader order and augmentation) and the
+supernet's initial weights, so that every method and config of one seed trains on the same
+batches from the same start (their results pair); and one over the whole cell, spawned into
+the method's stream and one per selection rule that draws (perturbation: the row order;
+top-K: its sample), so that asking for one more rule never changes what another chooses.
+The weight/architecture split of the CIFAR-10 images and the synthetic images are fixed (drawn
+from constants), so runs differ only in what the seed should change.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ from harness.supernet.selection import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SELECTIONS", "STREAMS", "CellResult", "run_cell"]
+__all__ = ["SELECTIONS", "SHARED_STREAMS", "STREAMS", "CellResult", "run_cell"]
 
 SELECTIONS: tuple[str, ...] = ("magnitude", "perturbation", "topk")
 #: Fixed entropy of the rank-correlation sample.
@@ -96,15 +98,22 @@ class CellResult:
     selections: dict[str, SelectionResult] = field(default_factory=dict)
 
 
-#: The spawned streams of a cell, in spawn order (adding one at the end keeps the others).
-STREAMS: tuple[str, ...] = ("data", "init", "method", "perturbation", "topk")
+#: The spawned streams of a cell, in spawn order (adding one at the end keeps the others):
+#: those every method of a seed shares, and the cell's own.
+SHARED_STREAMS: tuple[str, ...] = ("data", "init")
+STREAMS: tuple[str, ...] = ("method", "perturbation", "topk")
 
 
-def _streams(key_parts: list[Any], seed: int) -> dict[str, np.random.Generator]:
-    digest = hashlib.sha256(canonical(key_parts).encode()).digest()
+def _spawn(parts: list[Any], seed: int, names: tuple[str, ...]) -> dict[str, np.random.Generator]:
+    digest = hashlib.sha256(canonical(parts).encode()).digest()
     entropy = [seed, *(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))]
-    children = np.random.SeedSequence(entropy).spawn(len(STREAMS))
-    return {name: np.random.default_rng(s) for name, s in zip(STREAMS, children, strict=True)}
+    children = np.random.SeedSequence(entropy).spawn(len(names))
+    return {name: np.random.default_rng(s) for name, s in zip(names, children, strict=True)}
+
+
+def _streams(key_parts: list[Any], shared_parts: list[Any], seed: int
+             ) -> dict[str, np.random.Generator]:  # fmt: skip
+    return {**_spawn(shared_parts, seed, SHARED_STREAMS), **_spawn(key_parts, seed, STREAMS)}
 
 
 def _select(
@@ -212,7 +221,7 @@ def run_cell(
     eval_tasks = card.eval_tasks(task)
     key_parts = [method, config, card.space, task, card.key, seed]
     key = hashlib.sha256(canonical([*key_parts, truth.checksum]).encode()).hexdigest()[:16]
-    rngs = _streams(key_parts, seed)
+    rngs = _streams(key_parts, ["shared", card.space, task, card.key], seed)
     data = make_search_data(card, task, rngs["data"], runtime)
     net = build_supernet(card, data.num_classes, torch_generator(rngs["init"]))
     if runtime.channels_last:
@@ -257,7 +266,7 @@ def run_cell(
         "distinct_archs": None, "wall_seconds": wall,
         "device_seconds": result.ledger.device_seconds, "status": "ok", "error": None,
         "synthetic": truth.synthetic or card.data == "synthetic",
-        "data_checksum": truth.checksum, "truth_note": truth.missing,
+        "data_checksum": truth.checksum, "truth_note": truth.missing, "paired_streams": True,
         "image_checksum": data.checksum,
         "epochs": result.ledger.epochs, "forward_passes": result.ledger.forward_passes,
         "backward_passes": result.ledger.backward_passes, "kendall_tau": tau,

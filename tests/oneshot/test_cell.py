@@ -305,3 +305,19 @@ def test_a_killed_size_space_cell_resumes_to_the_same_rows(
         assert "resuming search from " in log and "epochs 1-2 done, next epoch 3" in log
         # the third decision was logged, not yet tuned and saved: it is made again
         assert "2/5 layers decided and tuned, next decision 3" in log
+
+
+def test_methods_of_one_seed_share_data_order_and_initial_weights() -> None:
+    """Paired supernet runs: the data and init streams depend on (space, task, card, seed)
+    only; the method's and the selection rules' streams on the whole cell."""
+    from harness.oneshot.cell import _streams
+
+    shared = ["shared", "tss", "cifar10", "tiny-cpu@3"]
+    a = _streams(["darts_v1", "{}", "tss", "cifar10", "tiny-cpu@3", 0], shared, 0)
+    b = _streams(["gaea", "{}", "tss", "cifar10", "tiny-cpu@3", 0], shared, 0)
+    for name in ("data", "init"):
+        assert a[name].random() == b[name].random()
+    for name in ("method", "perturbation", "topk"):
+        assert a[name].random() != b[name].random()
+    other_seed = _streams(["gaea", "{}", "tss", "cifar10", "tiny-cpu@3", 1], shared, 1)
+    assert other_seed["init"].random() != _streams(["x"], shared, 0)["init"].random()
