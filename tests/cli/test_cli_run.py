@@ -291,3 +291,18 @@ def test_jobs_zero_means_all_cpus_everywhere() -> None:
     for argv in (["run", "--out", "x", "--jobs", "0"], ["main", "--jobs", "0"],
                  ["bench", "import", "src", "--jobs", "0"]):  # fmt: skip
         assert parser.parse_args(argv).jobs == cpus, argv
+
+
+def test_list_prints_methods_protocols_and_cards(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["list", "methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rea = next(line for line in lines if line.startswith("rea "))
+    assert "[blackbox, tss/sss]" in rea and "population_size=10" in rea
+    assert any(line.startswith("tas [supernet, sss]") for line in lines)
+    assert cli(["list", "protocols"]) == 0
+    assert "nats-tss@1: " in capsys.readouterr().out
+    assert cli(["list", "cards", "nats-ws-sss"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("nats-ws-sss@1 [sss]") and "lr_schedule='epoch'" in printed
+    assert cli(["list", "methods", "reaa"]) == 2
+    assert "did you mean 'rea'" in capsys.readouterr().err
