@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from harness.cli import bench, catalog, run, supernet
+    from harness.cli import bench, catalog, run, supernet, train
 
     parser = OneLineParser(prog="harness", description="Evaluation harness for NAS on NATS-Bench.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.register(groups)
     run.register(groups)
     supernet.register(groups)
+    train.register(groups)
     catalog.register(groups)
     return parser
 

@@ -1,4 +1,6 @@
-"""Image datasets, the benchmark's data splits, and augmentation on tensors."""
+"""Image datasets (official formats under a data root), the benchmark's data splits (shipped in
+the package), the images of a search or training run under the benchmark's protocols, and
+augmentation on tensors."""
 
 from harness.data.augment import (
     CROP_PADDING,
@@ -19,6 +21,16 @@ from harness.data.datasets import (
     read_imagenet16,
     synthetic_dataset,
 )
+from harness.data.parts import (
+    SEARCH_SOURCES,
+    TRAIN_SOURCES,
+    SearchParts,
+    TrainingParts,
+    search_parts,
+    training_parts,
+)
+from harness.data.root import DATA_ROOT_ENV, OFFICIAL_FILES, DataRoot, data_root, read_official
+from harness.data.shipped import shipped_split
 from harness.data.splits import (
     SPLIT_SPECS,
     Split,
@@ -31,14 +43,22 @@ from harness.data.splits import (
 
 __all__ = [
     "CROP_PADDING",
+    "DATA_ROOT_ENV",
     "NORMALIZATION",
+    "OFFICIAL_FILES",
+    "SEARCH_SOURCES",
     "SPLIT_SPECS",
+    "TRAIN_SOURCES",
+    "DataRoot",
     "DeviceLoader",
     "ImageDataset",
     "Normalization",
+    "SearchParts",
     "Split",
     "SplitSpec",
+    "TrainingParts",
     "augment",
+    "data_root",
     "load_official_split",
     "normalization_for",
     "normalize",
@@ -48,8 +68,12 @@ __all__ = [
     "read_cifar",
     "read_image_folder",
     "read_imagenet16",
+    "read_official",
     "read_split_config",
+    "search_parts",
     "seeded_split",
+    "shipped_split",
     "synthetic_dataset",
     "torch_generator",
+    "training_parts",
 ]

@@ -102,13 +102,35 @@ def _load_pickle(path: Path) -> dict[str, Any]:
     if not path.is_file():
         present = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
         raise ArchiveError(f"missing batch file {path}; the directory holds: {present}")
-    with path.open("rb") as f:
-        entry = pickle.load(f, encoding="latin1")
+    try:
+        with path.open("rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+    except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ArchiveError(f"{path} is not a readable pickle batch: {reason}") from err
+    if not isinstance(entry, dict):
+        raise ArchiveError(f"{path}: expected a pickled dict, got {type(entry).__name__}")
     return {k.decode() if isinstance(k, bytes) else str(k): v for k, v in entry.items()}
 
 
+def _field(entry: dict[str, Any], key: str, source: Path) -> Any:
+    if key not in entry:
+        raise ArchiveError(f"{source}: no {key!r} entry; it holds {sorted(entry)}")
+    return entry[key]
+
+
+def _labels(entry: dict[str, Any], key: str, n: int, source: Path) -> np.ndarray:
+    labels = np.asarray(_field(entry, key, source), dtype=np.int64)
+    if labels.shape != (n,):
+        raise ArchiveError(f"{source}: {labels.size} {key} for {n} images")
+    return labels
+
+
 def _rows_to_images(data: object, size: int, source: Path) -> np.ndarray:
-    rows = np.asarray(data, dtype=np.uint8)
+    try:
+        rows = np.asarray(data, dtype=np.uint8)
+    except (TypeError, ValueError) as err:
+        raise ArchiveError(f"{source}: 'data' is not an array of bytes ({err})") from err
     if rows.ndim != 2 or rows.shape[1] != 3 * size * size:
         raise ArchiveError(f"{source}: expected rows of 3*{size}*{size} bytes; got {rows.shape}")
     return rows.reshape(-1, 3, size, size)
@@ -140,12 +162,12 @@ def read_cifar(root: str | Path, dataset: str, split: str) -> ImageDataset:
     images, labels = [], []
     for name in files:
         entry = _load_pickle(folder / name)
-        images.append(_rows_to_images(entry["data"], 32, folder / name))
-        labels.append(np.asarray(entry[spec.label_key], dtype=np.int64))
+        images.append(_rows_to_images(_field(entry, "data", folder / name), 32, folder / name))
+        labels.append(_labels(entry, spec.label_key, len(images[-1]), folder / name))
     meta_file, meta_key = spec.meta
     classes = tuple(str(i) for i in range(spec.num_classes))
     if (folder / meta_file).is_file():
-        names = _load_pickle(folder / meta_file)[meta_key]
+        names = _field(_load_pickle(folder / meta_file), meta_key, folder / meta_file)
         classes = tuple(str(c) for c in names)
     return _dataset(np.concatenate(images), np.concatenate(labels), classes, f"{dataset}/{split}")
 
@@ -164,9 +186,10 @@ def read_imagenet16(root: str | Path, split: str, num_classes: int = 120) -> Ima
     images, labels = [], []
     for name in _IMAGENET16[split]:
         entry = _load_pickle(folder / name)
-        raw = np.asarray(entry["labels"], dtype=np.int64)
+        rows = _rows_to_images(_field(entry, "data", folder / name), 16, folder / name)
+        raw = _labels(entry, "labels", len(rows), folder / name)
         keep = (raw >= 1) & (raw <= num_classes)
-        images.append(_rows_to_images(entry["data"], 16, folder / name)[keep])
+        images.append(rows[keep])
         labels.append(raw[keep] - 1)
     classes = tuple(str(i) for i in range(num_classes))
     name = f"ImageNet16-{num_classes}/{split}"
