@@ -44,9 +44,9 @@ def list_command(args: argparse.Namespace) -> int:
     from harness.supernet.cards import card_names, get_card
 
     for name in [args.name] if args.name else card_names():
-        card = get_card(name)
-        print(f"{card.key} [{card.space}]: {card.description}")
+        supernet_card = get_card(name)
+        print(f"{supernet_card.key} [{supernet_card.space}]: {supernet_card.description}")
         if args.name:
-            print(f"  {_fields(card)}")
+            print(f"  {_fields(supernet_card)}")
     return 0
 
