@@ -2,10 +2,11 @@
 
 For a black-box method it verifies the protocol shape, that the configuration round-trips
 through ``asdict`` and JSON, that ``__init__`` only stores the config, that the method's module
-does not reach the benchmark table, the runner or the report, that a search respects the budget
-and queries the oracle only through the harness loop, that the method holds no oracle, table
-or store, that it leaves the global random generators alone, and that the same seed gives the
-same trajectory while another seed gives another.
+does not reach the benchmark table, the runner or the report (the one-module rule: the module
+that defines a method holds nothing from them; a failure says why), that a search respects
+the budget and queries the oracle only through the harness loop, that the method holds no
+oracle, table or store, that it leaves the global random generators alone, and that the same
+seed gives the same trajectory while another seed gives another.
 
 For a supernet method (:func:`check_supernet_method`) it verifies the same protocol shape,
 config round trip and module hygiene, then runs tiny CPU searches (C=4, N=1, 8x8 synthetic
@@ -46,6 +47,14 @@ _FORBIDDEN = (
     "harness.oneshot",
 )
 _ALLOWED = ("harness.bench.names",)
+#: Why the module check fails a whole module (the end of its message).
+_ONE_MODULE_RULE = (
+    "check_method reads the module that defines a method (and those of its base classes), "
+    "since whatever that module imports the method can call: it may hold nothing from "
+    + ", ".join(_FORBIDDEN)
+    + " (harness.bench.names is allowed). Keep a method in a module of its own (one file per "
+    "method, as methods/ does; a --plugin file is one) and code that reads the table in another"
+)
 #: Modules of the harness's own base classes (and builtins), skipped by the module check.
 _CORE = ("harness.protocol", "harness.registry", "harness.supernet.method", "builtins", "abc")
 
@@ -121,7 +130,12 @@ def _check_module(cls: type[Any]) -> None:
 
 def _check_module_vars(cls: type[Any], owner: str) -> None:
     module = sys.modules.get(owner)
-    for key, value in vars(module).items() if module is not None else ():
+    assert module is not None, (
+        f"{cls.__qualname__} comes from module {owner}, which is not imported (not in "
+        "sys.modules), so check_method cannot read it; load a plug-in file with "
+        "harness.registry.load_plugins (or --plugin), which imports it by name"
+    )
+    for key, value in vars(module).items():
         origin = (
             value.__name__ if isinstance(value, type(sys)) else getattr(value, "__module__", None)
         )
@@ -129,7 +143,8 @@ def _check_module_vars(cls: type[Any], owner: str) -> None:
             continue
         assert not origin.startswith(_FORBIDDEN), (
             f"module {owner} of {cls.__qualname__} references {key!r} from {origin}: "
-            "a method sees the benchmark only through the oracle the harness gives it"
+            "a method sees the benchmark only through the oracle the harness gives it. "
+            f"{_ONE_MODULE_RULE}"
         )
 
 

@@ -12,6 +12,11 @@ validation time. A query is refused (:class:`~harness.errors.BudgetExhausted`) o
 spent is ``>= budget``; the query that crosses the budget is still answered and charged, and
 the search then stops, so a search ends having spent at least its budget and less than the
 budget plus one query.
+
+Under a protocol card with a ``constraint`` (e.g. ``latency:pixel3 <= 5 ms``) the oracle also
+answers the cost of any architecture for free (:meth:`Oracle.cost`: not charged, counted in
+``n_cost_queries``), and :func:`run_search` never recommends an architecture outside the limits:
+an infeasible recommendation of the method is replaced by the best feasible one seen.
 """
 
 from __future__ import annotations
@@ -19,14 +24,16 @@ from __future__ import annotations
 import logging
 import math
 import weakref
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from harness.bench import costs as bench_costs
 from harness.bench import names
+from harness.bench.costs import CostView
 from harness.errors import BenchmarkQueryError, BudgetExhausted, ConfigError, unknown
 from harness.protocol import (
     BlackBoxMethod,
@@ -98,6 +105,9 @@ class Oracle:
         budget: simulated seconds, finite and ``> 0``.
         rng: draws the training seed of each query: a Generator (queries draw in turn), or
             :class:`SharedNoise` (the draw depends on the architecture and its visit only).
+        costs: cost metric -> ``(n_archs,)`` values (ms for latency, M otherwise), answered
+            free by :meth:`cost`.
+        constraint: cost metric -> largest value allowed (each metric must be in ``costs``).
 
     A query of an architecture with no seed present raises
     :class:`~harness.errors.BenchmarkQueryError` and charges nothing.
@@ -111,6 +121,9 @@ class Oracle:
         cost: npt.ArrayLike,
         budget: float,
         rng: np.random.Generator | SharedNoise,
+        *,
+        costs: Mapping[str, npt.ArrayLike] | None = None,
+        constraint: Mapping[str, float] | None = None,
     ) -> None:
         if not isinstance(rng, np.random.Generator | SharedNoise):
             raise ConfigError(
@@ -138,6 +151,8 @@ class Oracle:
         self._spent = 0.0
         self._history: list[Query] = []
         self.n_refused = 0
+        #: The free side: the costs the protocol's constraint names, and its limits.
+        self.costs = CostView(space, costs or {}, constraint or {})
 
     @classmethod
     def from_store(
@@ -187,6 +202,25 @@ class Oracle:
         self._spent += cost
         self._history.append(Query(len(self._history) + 1, index, valid, self._spent, cost))
         return valid
+
+    def cost(self, arch: Arch, metric: str) -> float:
+        """Cost ``metric`` of ``arch`` (ms for latency, M otherwise; NaN where unknown); free:
+        never charged, even after the budget is spent; counted in ``n_cost_queries``."""
+        return self.costs.cost(arch, metric)
+
+    def feasible(self, arch: Arch) -> bool:
+        """Whether ``arch`` is within every limit of the constraint (free; counted)."""
+        return self.costs.feasible(arch)
+
+    @property
+    def constraint(self) -> Mapping[str, float]:
+        """Cost metric -> largest value allowed (empty: unconstrained)."""
+        return self.costs.constraint
+
+    @property
+    def n_cost_queries(self) -> int:
+        """Free cost queries answered (by the oracle or its :class:`CostView`)."""
+        return self.costs.n_queries
 
     @property
     def spent(self) -> float:
@@ -249,6 +283,9 @@ class FitnessTables:
     synthetic: bool
     #: Where the data forced a departure from the protocol (e.g. seed means only), in words.
     notes: tuple[str, ...] = ()
+    #: The card's constraint and the ``(n_archs,)`` costs it names (empty: unconstrained).
+    constraint: Mapping[str, float] = field(default_factory=dict)
+    costs: Mapping[str, FloatArray] = field(default_factory=dict)
 
     @property
     def space(self) -> Space:
@@ -273,6 +310,8 @@ class FitnessTables:
             self.cost,
             self.budget if budget is None else budget,
             rng,
+            costs=self.costs,
+            constraint=self.constraint,
         )
 
     @classmethod
@@ -308,6 +347,8 @@ def _read_tables(store: Store, card: ProtocolCard, task: str) -> FitnessTables:
         notes.append(f"{task}: {dataset} @ hp {card.fitness_hp} holds only seed means, so each "
                      "query answers the mean instead of one drawn seed")  # fmt: skip
     rows = [_seed_row(store, card, task, seed, notes) for seed in seeds]
+    cost_set = bench_costs.cost_dataset(task)
+    costs = {m: store.cost_metric_all(m, cost_set) for m in card.constraint}
     for note in notes:
         logger.info("%s", note)
     fitness = _frozen(np.stack([r[0] for r in rows]), "fitness")
@@ -325,6 +366,8 @@ def _read_tables(store: Store, card: ProtocolCard, task: str) -> FitnessTables:
         checksum=store.checksum,
         synthetic=store.synthetic,
         notes=tuple(dict.fromkeys(notes)),
+        constraint=dict(card.constraint),
+        costs=costs,
     )
 
 
@@ -417,25 +460,55 @@ def run_search(
     With ``rng`` the method is first ``setup(oracle.space, rng)``; without it the caller must
     have set it up. Each step asks for an architecture, queries the oracle, tells the method
     and records its current recommendation. The oracle's own budget rule ends the loop.
+
+    A method that defines ``use_costs(view)`` is first given the oracle's free
+    :class:`~harness.bench.costs.CostView` (empty when unconstrained). Under a constraint
+    (``oracle.constraint``) no infeasible architecture is ever recommended: where the method's
+    recommendation is outside the limits, the feasible architecture with the best validation
+    seen replaces it; steps before the first feasible query record no trajectory point, and a
+    search that saw none ends with ``feasible=False``.
     """
     if rng is not None:
         method.setup(oracle.space, rng)
+    view = oracle.costs
+    constrained = bool(view.constraint)
+    if callable(getattr(method, "use_costs", None)):
+        method.use_costs(view)  # type: ignore[attr-defined]
     parse = oracle.space.parse
     best_seen: dict[int, float] = {}
+    fallback: int | None = None  # the feasible architecture of best validation seen
     trajectory: list[TrajectoryPoint] = []
     while not oracle.exhausted:
         arch = parse(method.ask())
         valid = oracle.query(arch)
         if valid > best_seen.get(arch, -math.inf):
             best_seen[arch] = valid
+            if constrained and view.within(arch):
+                if fallback is None or valid > best_seen[fallback]:
+                    fallback = arch
         method.tell(arch, valid)
         incumbent = parse(method.recommend())
+        if constrained and not view.within(incumbent):
+            if fallback is None:
+                continue
+            incumbent = fallback
         trajectory.append(
             TrajectoryPoint(
                 oracle.n_queries, oracle.spent, incumbent, best_seen.get(incumbent, math.nan)
             )
         )
     chosen = parse(method.recommend())
+    recommended, note = None, None
+    if constrained and not view.within(chosen):
+        recommended = chosen
+        limits = bench_costs.describe(view.constraint)
+        if fallback is None:
+            note = (f"no feasible architecture among the {oracle.distinct_archs} queried "
+                    f"({limits}); the method recommended {chosen}, outside the limits")  # fmt: skip
+        else:
+            chosen = fallback
+            note = (f"the method recommended {recommended}, outside {limits}: the best "
+                    "feasible architecture seen replaces it")  # fmt: skip
     return SearchOutcome(
         arch=chosen,
         trajectory=trajectory,
@@ -443,4 +516,8 @@ def run_search(
         spent=oracle.spent,
         distinct_archs=oracle.distinct_archs,
         valid=best_seen.get(chosen, math.nan),
+        feasible=not (constrained and fallback is None and recommended is not None),
+        recommended=recommended,
+        cost_queries=oracle.n_cost_queries,
+        note=note,
     )

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from harness.bench import names
+from harness.bench import costs, names
 from harness.errors import ConfigError, lookup_versioned, reject_unknown_fields, unknown
 from harness.search_utils import SearchHistory
 from harness.spaces import Space, space_names
@@ -63,7 +63,8 @@ class ProtocolCard:
     """A search protocol. Budgets are simulated seconds per search task.
 
     ``transfer_tasks`` is empty for ordinary cards (the chosen architecture is reported on the
-    task it was searched on); a transfer card reports it on every task listed there.
+    task it was searched on); a transfer card reports it on every task listed there. A card
+    with a ``constraint`` keeps a search to the architectures within its limits.
     """
 
     name: str
@@ -78,6 +79,10 @@ class ProtocolCard:
     fitness_seed: str = "random"
     report_seed: str = "mean"
     charge: str = "train_time+valid_eval"
+    #: Hardware limits, cost metric -> largest value allowed (``{"latency:pixel3": 5.0}``, ms;
+    #: :mod:`harness.bench.costs`). The oracle answers these costs for free, a search
+    #: recommends only architectures within them, and regret is measured against the best one.
+    constraint: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.space not in space_names():
@@ -108,6 +113,13 @@ class ProtocolCard:
         for task, budget in self.budgets.items():
             if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
                 raise ConfigError(f"protocol {self.name!r}: budget for {task} must be > 0 s")
+        limits = {}
+        for metric, limit in sorted(dict(self.constraint).items()):
+            try:
+                limits[metric] = costs.Constraint(metric, limit).limit
+            except ConfigError as err:
+                raise ConfigError(f"protocol {self.name!r}: {err}") from None
+        object.__setattr__(self, "constraint", MappingProxyType(limits))
         budgets = {t: float(self.budgets[t]) for t in self.tasks}
         object.__setattr__(self, "budgets", MappingProxyType(budgets))
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -128,6 +140,9 @@ class ProtocolCard:
         out["budgets"] = dict(self.budgets)
         out["tasks"] = list(self.tasks)
         out["transfer_tasks"] = list(self.transfer_tasks)
+        out["constraint"] = dict(self.constraint)
+        if not self.constraint:  # cards without one keep the manifests they always had
+            del out["constraint"]
         return out
 
     @staticmethod
@@ -171,6 +186,19 @@ PROTOCOLS: Mapping[str, ProtocolCard] = MappingProxyType(
             tasks=("cifar10",),
             transfer_tasks=_TASKS,
         ),
+        # The question of the HELP latency table: the best CIFAR-10 cell that runs within 5 ms
+        # on a Pixel 3 (3,087 of the 15,625 cells do). CIFAR-10 only: the table was measured
+        # on 32x32 inputs, and ImageNet16-120's networks see 16x16 ones.
+        "nats-tss-pixel3-5ms": ProtocolCard(
+            name="nats-tss-pixel3-5ms",
+            version=1,
+            space="tss",
+            fitness_hp="12",
+            report_hp="200",
+            budgets={"cifar10": 20_000},
+            tasks=("cifar10",),
+            constraint={"latency:pixel3": 5.0},
+        ),
     }
 )
 
@@ -209,8 +237,9 @@ class TrajectoryPoint(NamedTuple):
 @dataclass(frozen=True)
 class SearchOutcome:
     """Result of :func:`run_search`: the chosen ``arch``, the trajectory (one point per
-    query), ``queries`` answered, ``spent`` simulated seconds, ``distinct_archs`` queried (up
-    to isomorphism) and ``valid``, the best observed validation accuracy of ``arch``."""
+    query; under a constraint, per query after the first feasible one), ``queries`` answered,
+    ``spent`` simulated seconds, ``distinct_archs`` queried (up to isomorphism) and ``valid``,
+    the best observed validation accuracy of ``arch``."""
 
     arch: int
     trajectory: list[TrajectoryPoint]
@@ -218,6 +247,15 @@ class SearchOutcome:
     spent: float
     distinct_archs: int
     valid: float = math.nan
+    #: False when a constrained search saw no feasible architecture: ``arch`` is then the
+    #: method's own (infeasible) recommendation, which the runner does not report as chosen.
+    feasible: bool = True
+    #: The method's recommendation where the harness replaced it by the best feasible seen.
+    recommended: int | None = None
+    #: Free cost queries (:meth:`harness.oracle.Oracle.cost`) the method made.
+    cost_queries: int = 0
+    #: Why the chosen architecture is not the method's, or why there is none (in words).
+    note: str | None = None
 
     def ledger(self, wall_seconds: float | None = None) -> CostLedger:
         return CostLedger(

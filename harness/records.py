@@ -5,6 +5,11 @@ percentile of every architecture of one eval task at the report schedule;
 :func:`make_record` turns a finished (or failed) black-box search into a
 :class:`~harness.results.RunRecord`: one run-table row per eval task and the trajectory
 compressed to the steps where the incumbent changed (plus the last). Missing is null.
+
+Under a protocol card's constraint, regret, rank and percentile are measured among the feasible
+architectures (the best feasible one has regret 0 and rank 1), and a search that saw no
+feasible architecture is recorded with status ``infeasible``: no chosen architecture, the
+reason in ``error``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from harness.bench import costs as bench_costs
 from harness.bench import names
 from harness.errors import ConfigError
 from harness.results import RUN_COLUMNS, TRAJECTORY_VARYING, RunRecord
@@ -42,7 +48,9 @@ class ReportTable:
     Arrays are ``(n_archs,)`` float64, NaN where the store lacks the value: ``test`` and
     ``valid`` accuracy (%, seed mean), ``rank`` (1 = best test accuracy; ties share the best
     rank) and ``percentile`` (share of architectures, in %, whose test accuracy is at most
-    this one's: 100 for the best). ``best`` is the highest test accuracy.
+    this one's: 100 for the best). ``best`` is the highest test accuracy. Under a constraint
+    rank, percentile and ``best`` count the feasible architectures only (rank and percentile
+    are NaN for the others).
     """
 
     test: npt.NDArray[np.float64]
@@ -52,15 +60,25 @@ class ReportTable:
     best: float
 
 
-_REPORTS: weakref.WeakKeyDictionary[Store, dict[tuple[str, str], ReportTable]] = (
+_REPORTS: weakref.WeakKeyDictionary[Store, dict[tuple[Any, ...], ReportTable]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def report_table(store: Store, hp: str, task: str) -> ReportTable:
-    """The :class:`ReportTable` of ``task`` at schedule ``hp`` (computed once per store)."""
+def report_table(
+    store: Store,
+    hp: str,
+    task: str,
+    constraint: Mapping[str, float] | None = None,
+    cost_task: str | None = None,
+) -> ReportTable:
+    """The :class:`ReportTable` of ``task`` at schedule ``hp`` (computed once per store);
+    with a ``constraint``, ranked among the architectures within it, their costs read for
+    ``cost_task``'s network (the search task; default ``task``)."""
     cached = _REPORTS.setdefault(store, {})
-    if (hp, task) not in cached:
+    limits = tuple(sorted((constraint or {}).items()))
+    key = (hp, task, limits, (cost_task or task) if limits else None)
+    if key not in cached:
         test = store.metric_all(*names.resolve(task, "test"), hp, "accuracy", "mean").astype(
             np.float64
         )
@@ -71,14 +89,22 @@ def report_table(store: Store, hp: str, task: str) -> ReportTable:
             if split in block.splits
             else np.full(test.shape, np.nan)
         )
-        present = np.sort(test[~np.isnan(test)])
+        ranked = test
+        if limits:
+            dataset_of_costs = bench_costs.cost_dataset(cost_task or task)
+            feasible = bench_costs.feasible_mask(store, dict(limits), dataset_of_costs)
+            ranked = np.where(feasible, test, np.nan)
+        present = np.sort(ranked[~np.isnan(ranked)])
         if not present.size:
-            raise ConfigError(f"store {store.path.name} has no test accuracy for {task} @ hp {hp}")
-        at_most = np.searchsorted(present, test, side="right").astype(np.float64)
-        rank = np.where(np.isnan(test), np.nan, 1 + present.size - at_most)
-        percentile = np.where(np.isnan(test), np.nan, 100.0 * at_most / present.size)
-        cached[(hp, task)] = ReportTable(test, valid, rank, percentile, float(present[-1]))
-    return cached[(hp, task)]
+            among = f" within {bench_costs.describe(dict(limits))}" if limits else ""
+            raise ConfigError(
+                f"store {store.path.name} has no test accuracy for {task} @ hp {hp}{among}"
+            )
+        at_most = np.searchsorted(present, ranked, side="right").astype(np.float64)
+        rank = np.where(np.isnan(ranked), np.nan, 1 + present.size - at_most)
+        percentile = np.where(np.isnan(ranked), np.nan, 100.0 * at_most / present.size)
+        cached[key] = ReportTable(test, valid, rank, percentile, float(present[-1]))
+    return cached[key]
 
 
 def _num(values: npt.NDArray[np.float64], index: int) -> float | None:
@@ -103,7 +129,9 @@ def make_record(
 ) -> RunRecord:
     """The record of one run: a row per eval task and the compressed trajectory.
 
-    ``outcome`` None means the run failed with ``error`` (status ``failed``, results null).
+    ``outcome`` None means the run failed with ``error`` (status ``failed``, results null);
+    an outcome that found no feasible architecture is status ``infeasible`` (no chosen
+    architecture; its note in ``error``, its cost ledger kept).
     """
     base = dict.fromkeys(RUN_COLUMNS)
     base.update(
@@ -114,6 +142,12 @@ def make_record(
         error=error, paired_streams=True,
     )  # fmt: skip
     traj: dict[str, list[Any]] = {c: [] for c in TRAJECTORY_VARYING}
+    if outcome is not None and not outcome.feasible:
+        base.update(status="infeasible", error=outcome.note, sim_seconds=outcome.spent,
+                    queries=outcome.queries, distinct_archs=outcome.distinct_archs)  # fmt: skip
+        return RunRecord(
+            spec.key, tuple({**base, "eval_dataset": e} for e in spec.eval_tasks), traj
+        )
     if outcome is None:
         return RunRecord(
             spec.key, tuple({**base, "eval_dataset": e} for e in spec.eval_tasks), traj

@@ -14,30 +14,49 @@ A supernet entry registered with its own Config defaults (``darts_v2`` = DARTS w
 This module sits above :mod:`harness.protocol` (whose ``BlackBoxMethod`` it checks against)
 and below the methods: :mod:`harness.protocol` never imports it. The built-in methods are
 loaded by name (``importlib``) on first listing, as plug-ins are.
+
+A user's methods live in their own module, a **plug-in**, found three ways:
+:func:`load_plugins` (``--plugin my_module`` or ``--plugin path/to/file.py`` on the command
+line), the entry-point group :data:`ENTRY_POINT_GROUP` of an installed package (loaded with the
+built-ins), and :data:`PLUGINS_ENV` (plug-ins every harness process loads with the built-ins:
+how the command line hands its ``--plugin`` list to worker processes). A worker of a sweep
+loads the sweep's plug-ins before it resolves a method (:func:`require_method`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import logging
+import os
+import sys
+import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from harness.errors import ConfigError, unknown
+from harness.errors import ConfigError, did_you_mean, unknown
 
 if TYPE_CHECKING:
     from harness.protocol import BlackBoxMethod
     from harness.supernet.method import SupernetMethod
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "KINDS",
+    "PLUGINS_ENV",
     "get_method",
+    "load_plugins",
+    "loaded_plugins",
     "make_method",
     "method_kind",
     "method_names",
     "register_method",
     "register_supernet_method",
+    "require_method",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,6 +65,16 @@ logger = logging.getLogger(__name__)
 #: against an oracle) and supernet (:class:`~harness.supernet.method.SupernetMethod`, update
 #: rules in a harness-owned loop).
 KINDS: tuple[str, ...] = ("blackbox", "supernet")
+#: Entry-point group of installed plug-ins: ``name = "package.module"`` (importing it registers
+#: its methods) or ``name = "package.module:Class"`` (registered if its module does not).
+ENTRY_POINT_GROUP = "nats_harness.methods"
+#: Environment variable: plug-ins (``os.pathsep``-separated) that every harness process loads.
+PLUGINS_ENV = "HARNESS_PLUGINS"
+#: What to do about a method name that is not registered (the end of the error messages).
+PLUGIN_HINT = (
+    f"a method of your own: --plugin MODULE (or FILE.py), or an entry point in group "
+    f"{ENTRY_POINT_GROUP}"
+)
 
 
 @dataclass(frozen=True)
@@ -151,9 +180,154 @@ def _resolve(name: str) -> type[Any]:
     return obj
 
 
+_PLUGINS: dict[str, str] = {}  # plug-in (module name or absolute file path) -> module name
+_STARTED: list[str] = []  # what _load_builtin has done in this process
+
+
 def _load_builtin() -> None:
-    # The built-in methods register themselves on import of the ``methods`` package.
+    # The built-in methods register themselves on import of the ``methods`` package; installed
+    # plug-ins and those named by $HARNESS_PLUGINS are loaded once per process after them.
     importlib.import_module("methods")
+    if not _STARTED:
+        _STARTED.append("entry points")
+        _load_entry_points()
+        load_plugins(p for p in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if p)
+
+
+def _load_entry_points() -> None:
+    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = point.load()
+        except Exception as err:
+            raise ConfigError(
+                f"entry point {point.name} = {point.value} (group {ENTRY_POINT_GROUP}) failed "
+                f"to load: {_where(err)}{type(err).__name__}: {err}"
+            ) from err
+        if isinstance(obj, type) and getattr(obj, "name", None) not in _REGISTRY:
+            register_method(obj)
+
+
+def _where(err: BaseException) -> str:
+    """``"file.py:12: "`` for the innermost frame of ``err`` (where a plug-in broke)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
+
+
+def _plugin_key(text: str) -> str:
+    """A plug-in as given (module name, or path to a ``.py`` file) -> module name or absolute
+    path, so that a worker with another working directory finds the same file."""
+    text = str(text).strip()
+    if text.endswith(".py") or "/" in text or os.sep in text:
+        return str(Path(text).expanduser().resolve())
+    if not all(part.isidentifier() for part in text.split(".")):
+        raise ConfigError(
+            f"plug-in {text!r} is neither a module name (e.g. my_methods) nor a .py file"
+        )
+    return text
+
+
+def _import_file(path: Path) -> str:
+    if not path.is_file():
+        files = sorted(p.name for p in path.parent.glob("*.py")) if path.parent.is_dir() else []
+        raise ConfigError(
+            f"plug-in file {path} does not exist{did_you_mean(path.name, files)}"
+            + (f"; .py files there: {', '.join(files[:10])}" if files else "")
+        )
+    name = path.stem
+    if not name.isidentifier():
+        raise ConfigError(f"plug-in file {path.name}: its name must be a Python identifier")
+    old = sys.modules.get(name)
+    if old is not None:
+        if Path(getattr(old, "__file__", "") or "").resolve() == path:
+            return name
+        raise ConfigError(
+            f"plug-in file {path} would be imported as module {name!r}, which is already "
+            f"{getattr(old, '__file__', None) or 'a built-in module'}: rename the file"
+        )
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # by name, so that pickle and check_method find it
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return name
+
+
+def _import_plugin(key: str) -> str:
+    """Import one plug-in; returns its module name. Errors say what to do."""
+    try:
+        if key.startswith(os.sep) or key.endswith(".py"):
+            return _import_file(Path(key))
+        importlib.import_module(key)
+        return key
+    except ConfigError:
+        raise
+    except ModuleNotFoundError as err:
+        if err.name is None or not (key == err.name or key.startswith(f"{err.name}.")):
+            raise ConfigError(f"plug-in {key} failed to import: {_where(err)}{err}") from err
+        here = Path.cwd() / f"{key.split('.')[0]}.py"
+        hint = (
+            f"; {here.name} is in the current directory: pass ./{here.name}"
+            if here.is_file()
+            else ""
+        )
+        raise ConfigError(
+            f"cannot import plug-in module {key!r}: no module {err.name!r} on the Python path "
+            f"(give the path to its .py file, add its directory to PYTHONPATH, or install "
+            f"it){hint}"
+        ) from None
+    except Exception as err:
+        raise ConfigError(
+            f"plug-in {key} failed to import: {_where(err)}{type(err).__name__}: {err}"
+        ) from err
+
+
+def load_plugins(plugins: Iterable[str]) -> tuple[str, ...]:
+    """Import each plug-in (an importable module name, or a path to a ``.py`` file) so that
+    the methods it registers can be named; each is imported once per process.
+
+    Returns the plug-ins as a worker must be given them (file paths made absolute). A plug-in
+    that cannot be imported, or whose import registers no method, raises :class:`ConfigError`.
+    """
+    keys = tuple(dict.fromkeys(_plugin_key(p) for p in plugins))
+    for key in keys:
+        if key in _PLUGINS:
+            continue
+        importlib.import_module("methods")  # built-in names are taken first
+        known = set(_KIND)
+        fresh = (Path(key).stem if key.endswith(".py") else key) not in sys.modules
+        module = _import_plugin(key)
+        if fresh and set(_KIND) == known:
+            raise ConfigError(
+                f"plug-in {key} registered no method: decorate its method class with "
+                "@harness.registry.register_method (or call register_supernet_method)"
+            )
+        _PLUGINS[key] = module
+        logger.info("plug-in %s loaded (module %s)", key, module)
+    return keys
+
+
+def loaded_plugins() -> tuple[str, ...]:
+    """The plug-ins loaded in this process, in order (as :func:`load_plugins` returns them)."""
+    return tuple(_PLUGINS)
+
+
+def require_method(name: str, plugins: Iterable[str] = ()) -> None:
+    """Load ``plugins``, then raise :class:`ConfigError` unless ``name`` is registered: the
+    check a worker makes before it runs a method, naming the plug-ins it loaded."""
+    keys = load_plugins(plugins)
+    _load_builtin()
+    if name in _KIND:
+        return
+    given = ", ".join(keys) or "none"
+    raise ConfigError(
+        f"method {name!r} is not registered in this worker (process {os.getpid()}); plug-ins "
+        f"it was given: {given}; loaded here: {', '.join(_PLUGINS) or 'none'}. The module that "
+        f"registers {name!r} must reach every worker: {PLUGIN_HINT}"
+    )
 
 
 def method_names(kind: str | None = None) -> tuple[str, ...]:
@@ -170,7 +344,7 @@ def method_kind(name: str) -> str:
     if name not in _KIND:
         _load_builtin()
     if name not in _KIND:
-        raise ConfigError(unknown("method", name, sorted(_KIND)))
+        raise ConfigError(unknown("method", name, sorted(_KIND)) + f"; {PLUGIN_HINT}")
     return _KIND[name]
 
 

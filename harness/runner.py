@@ -13,6 +13,14 @@ Randomness: each run owns ``SeedSequence(entropy=[seed, *cell_hash])`` (the cell
 stable SHA-256 of method, config, space, task and protocol), spawned into two streams: child 0
 drives the method, child 1 the oracle (training-seed draws). No global random state is used.
 
+Plug-ins (:func:`harness.registry.load_plugins`) given to :func:`run_sweep` travel with every
+chunk, and each worker (a loky process, a Dask worker) loads them before it resolves a method;
+a method a worker cannot resolve stops the sweep with an error naming the plug-ins.
+
+A protocol card with a ``constraint`` needs a store that answers its cost metrics (e.g. an
+attached latency table, :mod:`harness.bench.costs`); runs that saw no feasible architecture
+are finished with status ``infeasible`` and are not run again.
+
 The grid names (:func:`load_grid`, :func:`parse_seeds`, :class:`Grid`, :class:`MethodSpec`,
 :class:`RunSpec`, :data:`METHOD_ALIASES`) are re-exported from :mod:`harness.grid`.
 """
@@ -23,19 +31,22 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
 from harness import records, results
+from harness.bench import costs as bench_costs
 from harness.bench import names
 from harness.bench.choice import choose_store, coverage_text, locate_store
+from harness.bench.latency import latency_table
 from harness.bench.store import Store, open_store
 from harness.errors import ConfigError, HarnessError, unknown
 from harness.grid import (
@@ -49,7 +60,7 @@ from harness.grid import (
 )
 from harness.oracle import FitnessTables, SharedNoise, run_search
 from harness.protocol import ProtocolCard, get_protocol
-from harness.registry import make_method
+from harness.registry import load_plugins, make_method, require_method
 
 __all__ = [
     "BACKENDS",
@@ -99,6 +110,16 @@ def _check_store(store: Store, card: ProtocolCard, task: str, eval_tasks: Sequen
             raise ConfigError(
                 f"store {store.path.name} lacks {dataset}/{split} @ hp {hp} ({card.key})"
             )
+    if card.constraint:
+        try:
+            feasible = bench_costs.feasible_mask(
+                store, card.constraint, bench_costs.cost_dataset(task)
+            )
+        except HarnessError as err:
+            raise ConfigError(f"{card.key} on {task} is constrained: {err}") from None
+        if not feasible.any():
+            raise ConfigError(f"no architecture of store {store.path.name} meets "
+                              f"{bench_costs.describe(card.constraint)} ({card.key})")  # fmt: skip
 
 
 def _check_answerable(store: Store, card: ProtocolCard, task: str, budget: float) -> None:
@@ -197,14 +218,24 @@ def run_one(spec: RunSpec, store: Store) -> results.RunRecord:
         )
         return records.make_record(spec, None, None, {}, f"{type(err).__name__}: {err}")
     wall = time.perf_counter() - start
-    reports = {e: records.report_table(store, card.report_hp, e) for e in spec.eval_tasks}
+    reports = {
+        e: records.report_table(store, card.report_hp, e, card.constraint, spec.task)
+        for e in spec.eval_tasks
+    }
     return records.make_record(spec, outcome, wall, reports, None)
 
 
-def run_chunk(specs: Sequence[RunSpec], store_path: str) -> list[results.RunRecord]:
-    """Run several searches (of one data checksum) in one worker, amortising set-up."""
+def run_chunk(
+    specs: Sequence[RunSpec], store_path: str, plugins: Sequence[str] = ()
+) -> list[results.RunRecord]:
+    """Run several searches (of one data checksum) in one worker, amortising set-up.
+
+    ``plugins`` are loaded first; a method that is still unknown raises :class:`ConfigError`
+    (which stops the sweep), never a silently failed record."""
     if not specs:
         return []
+    for method in dict.fromkeys(s.method for s in specs):
+        require_method(method, plugins)
     store = _open_cached(store_path, specs[0].data_checksum)
     return [run_one(spec, store) for spec in specs]
 
@@ -229,6 +260,8 @@ class SweepSummary:
     #: Departures from the protocol that the data forced (see ``FitnessTables.notes``).
     notes: tuple[str, ...] = ()
     retried: int = 0
+    #: Runs made now that saw no feasible architecture (status ``infeasible``; not failed).
+    infeasible: int = 0
 
 
 def default_store(space: str) -> str:
@@ -283,11 +316,15 @@ def run_sweep(
     chunk_size: int = 50,
     progress: bool = True,
     prune: bool = False,
+    plugins: Sequence[str] = (),
 ) -> SweepSummary:
     """Run every unfinished cell of ``grid`` into ``out``; all input is checked first.
 
     ``prune`` deletes the per-run files once they are consolidated into the tables.
+    ``plugins`` (module names or ``.py`` paths) are the modules that register the grid's
+    methods of one's own: load them before :func:`load_grid` too; every worker loads them.
     """
+    plugins = load_plugins(plugins)
     if not (isinstance(jobs, int) and jobs >= 1) or not (
         isinstance(chunk_size, int) and chunk_size >= 1
     ):
@@ -301,7 +338,7 @@ def run_sweep(
     target.check_writable()
     target.check_binding(data.checksum, data.path.name)
     started, t0 = results.now(), time.perf_counter()
-    statuses = target.run_statuses()
+    statuses = _finished(target)
     todo = sorted(
         (s for s in specs if not statuses.get(s.key, False)),
         key=lambda s: (s.protocol, s.task, s.method, s.config, s.seed),
@@ -317,15 +354,21 @@ def run_sweep(
     if todo or target.manifest() is None:  # the code and machine that compute the runs
         cards = {s.protocol: get_protocol(s.protocol_name) for s in specs}
         provenance = results.sweep_manifest(data, cards, dict(grid.budgets))
+        provenance.update(_cost_provenance(target, data, cards.values()))
         target.update_manifest(provenance)
-    failed = _execute(todo, target, str(data.path), jobs, backend, scheduler, chunk_size, progress)
+    failed, infeasible = _execute(
+        todo, target, str(data.path), jobs, backend, scheduler, chunk_size, progress, plugins
+    )
     runs, traj = target.consolidate(prune)
     wall = time.perf_counter() - t0
     summary = SweepSummary(
-        target.path, len(specs), len(specs) - len(todo), len(todo), failed, wall, notes, retried
-    )
+        target.path, len(specs), len(specs) - len(todo), len(todo), failed, wall, notes, retried,
+        infeasible,
+    )  # fmt: skip
     sweep = {"started": started, "grid": grid.describe(), "jobs": jobs, "backend": backend,
              **{k: v for k, v in asdict(summary).items() if k != "out"}}  # fmt: skip
+    if plugins:
+        sweep["plugins"] = list(plugins)
     if todo:
         sweep["git"] = provenance["git"]
     n_runs = int(runs["run_key"].nunique())
@@ -333,6 +376,46 @@ def run_sweep(
                             "n_trajectory_rows": len(traj)})  # fmt: skip
     logger.info("sweep into %s: %s", target.path, sweep)
     return summary
+
+
+def _finished(target: results.ResultsDir) -> dict[str, bool]:
+    """Run key -> finished (status ``ok``, or ``infeasible``: a search that saw no feasible
+    architecture gives the same answer when run again); False: failed, to run again."""
+    statuses = target.run_statuses()
+    unfinished = {k for k, ok in statuses.items() if not ok}
+    if not unfinished:
+        return statuses
+    infeasible: set[str] = set()
+    table = target.path / results.RUNS_FILE
+    if table.is_file():
+        frame = pd.read_parquet(table, columns=["run_key", "status"])
+        infeasible |= set(frame.loc[frame["status"] == "infeasible", "run_key"].astype(str))
+    files = target.run_files()
+    for key in unfinished & set(files):  # run files win over the table
+        infeasible.discard(key)
+        if all(row.get("status") == "infeasible" for row in target.read_run(key).rows):
+            infeasible.add(key)
+    return {k: ok or k in infeasible for k, ok in statuses.items()}
+
+
+def _cost_provenance(
+    target: results.ResultsDir, data: Store, cards: Iterable[ProtocolCard]
+) -> dict[str, Any]:
+    """The latency table a constrained sweep reads (manifest ``cost_tables``); a results
+    directory whose runs read another one is refused."""
+    if not any(any(m.startswith("latency:") for m in c.constraint) for c in cards):
+        return {}
+    table = latency_table(data)
+    assert table is not None  # plan_runs checked the constraint's costs
+    entry = {"latency": {"source": table.source, "sha256": table.sha256}}
+    old = ((target.manifest() or {}).get("cost_tables") or {}).get("latency")
+    if old is not None and old.get("sha256") != table.sha256:
+        raise ConfigError(
+            f"results directory {target.path} holds constrained runs made with another "
+            f"latency table ({old.get('source')}, sha256 {str(old.get('sha256'))[:12]}...): "
+            "use another --out"
+        )
+    return {"cost_tables": entry}
 
 
 def _data_notes(data: Store, specs: list[RunSpec]) -> tuple[str, ...]:
@@ -345,19 +428,23 @@ def _data_notes(data: Store, specs: list[RunSpec]) -> tuple[str, ...]:
 def _execute(
     todo: list[RunSpec], target: results.ResultsDir, store_path: str, jobs: int,
     backend: str, scheduler: str | None, chunk_size: int, progress: bool,
-) -> int:  # fmt: skip
-    """Run ``todo`` in chunks, writing each record as its chunk returns; returns failures."""
+    plugins: Sequence[str] = (),
+) -> tuple[int, int]:  # fmt: skip
+    """Run ``todo`` in chunks, writing each record as its chunk returns; returns the numbers
+    of failed and of infeasible runs."""
     if not todo:
-        return 0
+        return 0, 0
     size = max(1, min(chunk_size, math.ceil(len(todo) / (4 * jobs))))
-    failed = 0
+    failed = infeasible = 0
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress)
     with bar, parallel_context(backend, scheduler, jobs):
         n_jobs = jobs if backend == "loky" else -1
         parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-        for records in parallel(delayed(run_chunk)(c, store_path) for c in _chunks(todo, size)):
+        chunks = (delayed(run_chunk)(c, store_path, plugins) for c in _chunks(todo, size))
+        for records in parallel(chunks):
             for record in records:
                 target.write_run(record)
-                failed += record.rows[0]["status"] != "ok"
+                failed += record.rows[0]["status"] == "failed"
+                infeasible += record.rows[0]["status"] == "infeasible"
             bar.update(len(records))
-    return failed
+    return failed, infeasible

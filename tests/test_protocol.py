@@ -38,7 +38,7 @@ def test_builtin_cards_hold_the_nats_bench_settings() -> None:
     assert (
         set(protocol.protocol_names())
         == set(PROTOCOLS)
-        == {"nats-tss", "nats-sss", "nats-tss-transfer"}
+        == {"nats-tss", "nats-sss", "nats-tss-transfer", "nats-tss-pixel3-5ms"}
     )
 
 

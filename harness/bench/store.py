@@ -308,6 +308,14 @@ class Store:
             raise BenchmarkQueryError(unknown("cost field", field, ("params", "flops", "latency")))
         return self._spread(np.array(self._array(f"{block.key}/{field}")), np.nan)
 
+    def cost_metric_all(self, metric: str, dataset: str) -> np.ndarray:
+        """A named cost metric of every architecture for ``dataset``'s network: ``params``
+        (M), ``flops`` (M), ``latency`` (ms) or ``latency:<device>`` (ms, from the attached
+        latency table); ``(n_archs,)`` float64, NaN where unknown (:mod:`harness.bench.costs`)."""
+        from harness.bench.costs import cost_values
+
+        return cost_values(self, metric, dataset)
+
     # ------------------------------------------------------------------ single architecture
     def metric(
         self,

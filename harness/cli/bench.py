@@ -1,6 +1,7 @@
 """``harness bench``: import benchmark archives into stores and query them.
 
-Sub-commands: ``import``, ``info``, ``list``, ``query`` and ``best``. Handlers return an exit
+Sub-commands: ``import``, ``import-latency``, ``info``, ``list``, ``query`` and ``best``
+(``--max METRIC=LIMIT``: the best architecture within hardware limits). Handlers return an exit
 code; errors raised on purpose (:class:`~harness.errors.HarnessError`) reach
 :func:`harness.cli.main`, which prints them as one line. Argument errors of these sub-commands
 are one line too (:class:`OneLineParser`).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import re
 import sys
 import time
@@ -21,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from harness import paths
-from harness.bench import names
+from harness.bench import costs, latency, names
 from harness.bench.choice import coverage_text, locate_store
 from harness.bench.official import import_official
 from harness.bench.store import Store, list_stores, seed_policy_error
@@ -30,7 +32,7 @@ from harness.cli.common import OneLineParser, jobs_arg
 from harness.errors import ArchiveError, ConfigError, HarnessError, did_you_mean
 
 OFFICIAL_WORDS: dict[str, str] = {"official-tss": "tss", "official-sss": "sss"}
-COMMANDS: tuple[str, ...] = ("import", "info", "list", "query", "best")
+COMMANDS: tuple[str, ...] = ("import", "import-latency", "info", "list", "query", "best")
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -156,6 +158,15 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+@_io_errors
+def _cmd_import_latency(args: argparse.Namespace) -> int:
+    store = _open(args.store)
+    table = latency.import_latency(store, args.source, overwrite=args.overwrite)
+    print(f"attached {table.source} to {store.path.name}: {len(table.devices)} devices "
+          f"({', '.join(table.devices)}), ms; query them as latency:<device>")  # fmt: skip
+    return 0
+
+
 # --------------------------------------------------------------------------- info / list
 def _format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
@@ -180,6 +191,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for extra in ("value_sources", "computed_means"):  # tidy-table provenance
         if extra in store.manifest:
             info[extra] = store.manifest[extra]
+    devices = latency.latency_table(store)
+    if devices is not None:
+        info["latency_devices"] = {"source": devices.source, "devices": list(devices.devices)}
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
@@ -199,6 +213,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for extra in ("value_sources", "computed_means"):
         if info.get(extra):
             print(f"{extra:<19}" + ", ".join(f"{k} ({v})" for k, v in info[extra].items()))
+    if devices is not None:
+        print(f"{'latency (ms)':<19}{', '.join(devices.devices)} ({devices.source})")
     rows = [
         (
             b["hp"],
@@ -298,6 +314,8 @@ def _cmd_best(args: argparse.Namespace) -> int:
     store = _open(args.store)
     dataset, split = _dataset_split(args)
     _check_seed(store, dataset, args.hp, args.seed)
+    if args.max:
+        return _constrained_best(args, store, dataset, split)
     index, value = store.best(dataset, split, args.hp, args.seed, args.metric, args.epoch)
     arch = store.space.index_to_str(index)
     if args.json:
@@ -309,6 +327,36 @@ def _cmd_best(args: argparse.Namespace) -> int:
     else:
         print(f"{index}\t{arch}\t{value:.4f}")
     return 0
+
+
+def _constrained_best(args: argparse.Namespace, store: Store, dataset: str, split: str) -> int:
+    """``best --max``: the optimum within the limits, how many are feasible, the unconstrained
+    optimum beside it (costs of ``dataset``'s network)."""
+    limits: dict[str, float] = {}
+    for given in args.max:
+        limits[given.metric] = min(given.limit, limits.get(given.metric, math.inf))
+    best = costs.constrained_best(
+        store, dataset, split, args.hp, args.seed, limits, args.metric, args.epoch
+    )
+    arch = store.space.index_to_str(best.index)
+    if args.json:
+        print(json.dumps({"index": best.index, "arch": arch, "dataset": dataset, "split": split,
+                          "value": best.value, "constraint": limits, "feasible": best.n_feasible,
+                          "n_archs": best.n_archs, "unconstrained": {"index": best.best_index,
+                          "value": best.best_value}}))  # fmt: skip
+        return 0
+    print(f"{best.index}\t{arch}\t{best.value:.4f}")
+    print(f"feasible: {best.n_feasible:,} of {best.n_archs:,} architectures "
+          f"({costs.describe(limits)}); unconstrained best: {best.best_index} "
+          f"{best.best_value:.4f}")  # fmt: skip
+    return 0
+
+
+def _limit(text: str) -> costs.Constraint:
+    try:
+        return costs.parse_constraint(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _no_command(args: argparse.Namespace) -> int:
@@ -376,4 +424,13 @@ def register(groups: Any) -> None:
 
     best = commands.add_parser("best", help="the best architecture on a metric")
     _add_selection(best)
+    best.add_argument("--max", action="append", type=_limit, default=[], metavar="METRIC=LIMIT",
+                      help="hardware limit (repeatable): latency:<device>=5ms (see `bench "
+                      "import-latency`), latency=20ms, params=1.0 (M), flops=100 (M)")  # fmt: skip
     best.set_defaults(handler=_cmd_best)
+
+    lat = commands.add_parser("import-latency", help="attach a latency table (ms per device)")
+    lat.add_argument("store", metavar="STORE", help="store name or path")
+    lat.add_argument("source", metavar="FILE", help="CSV(.gz): index, arch_str, <device>...")
+    lat.add_argument("--overwrite", action="store_true", help="replace an attached table")
+    lat.set_defaults(handler=_cmd_import_latency)

@@ -49,4 +49,3 @@ def list_command(args: argparse.Namespace) -> int:
         if args.name:
             print(f"  {_fields(supernet_card)}")
     return 0
-

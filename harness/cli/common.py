@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -58,6 +58,28 @@ def require_results_dir(path: Path, produced_by: str = "harness run") -> None:
         raise ConfigError(f"results directory {path} does not exist")
 
 
+def add_plugin_argument(parser: argparse.ArgumentParser) -> None:
+    """``--plugin MODULE`` (repeatable): a module of one's own that registers methods."""
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE",
+        help="module that registers methods of your own: an importable name or a path to a "
+        ".py file (repeatable); every worker imports it",
+    )  # fmt: skip
+
+
+def use_plugins(plugins: Sequence[str], *, export: bool = False) -> tuple[str, ...]:
+    """Load the ``--plugin`` modules; with ``export`` also name them in ``$HARNESS_PLUGINS``,
+    which the worker processes this command starts inherit and load. Returns them as workers
+    are given them (:func:`harness.registry.load_plugins`)."""
+    from harness.registry import PLUGINS_ENV, load_plugins
+
+    keys = load_plugins(plugins)
+    if export and keys:
+        old = [p for p in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if p]
+        os.environ[PLUGINS_ENV] = os.pathsep.join(dict.fromkeys([*old, *keys]))
+    return keys
+
+
 def print_sweep_summary(summary: Any, planned: str) -> None:
     """Print a sweep's counts and wall time (seconds) after ``"<n> <planned>: "``, then its dir."""
     print(
@@ -67,4 +89,9 @@ def print_sweep_summary(summary: Any, planned: str) -> None:
     )
     for note in getattr(summary, "notes", ()):
         print(f"note: {note}")
+    if getattr(summary, "infeasible", 0):
+        print(
+            f"note: {summary.infeasible} runs saw no architecture within the protocol's "
+            "constraint (status infeasible: no chosen architecture; they are not run again)"
+        )
     print(f"results: {summary.out}")

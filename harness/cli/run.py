@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 
 from harness.cli.common import (
+    add_plugin_argument,
     add_report_arguments,
     jobs_arg,
     print_sweep_summary,
     require_results_dir,
+    use_plugins,
 )
 from harness.errors import ConfigError
 
@@ -40,6 +42,7 @@ def register(groups: Any) -> None:
     run.add_argument("--chunk-size", type=int, default=50, help="searches per joblib task")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--prune", action="store_true", help="delete per-run files once consolidated")
+    add_plugin_argument(run)
     run.set_defaults(handler=run_command)
 
     report = groups.add_parser(
@@ -67,17 +70,25 @@ def register(groups: Any) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from harness import runner
+    from harness.registry import PLUGIN_HINT
 
-    grid = runner.load_grid(
-        args.config,
-        methods=args.methods,
-        spaces=args.spaces,
-        tasks=args.tasks,
-        seeds=args.seeds,
-        protocols=args.protocols,
-        store=args.store,
-        budget=args.budget,
-    )
+    plugins = use_plugins(args.plugin)
+    try:
+        grid = runner.load_grid(
+            args.config,
+            methods=args.methods,
+            spaces=args.spaces,
+            tasks=args.tasks,
+            seeds=args.seeds,
+            protocols=args.protocols,
+            store=args.store,
+            budget=args.budget,
+        )
+    except ConfigError as err:
+        if str(err).startswith("unknown method "):  # a method of one's own: say how
+            loaded = f" (plug-ins loaded: {', '.join(plugins)})" if plugins else ""
+            raise ConfigError(f"{err}; {PLUGIN_HINT}{loaded}") from None
+        raise
     store = grid.store
     if store is None:  # say which store the sweep uses, and why, before it starts
         from harness.bench.choice import choose_store
@@ -95,6 +106,7 @@ def run_command(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         progress=not args.no_progress,
         prune=args.prune,
+        plugins=plugins,
     )
     _print_summary(summary)
     return 1 if summary.failed else 0

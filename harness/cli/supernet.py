@@ -8,7 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.cli.common import add_report_arguments, print_sweep_summary, require_results_dir
+from harness.cli.common import (
+    add_plugin_argument,
+    add_report_arguments,
+    print_sweep_summary,
+    require_results_dir,
+    use_plugins,
+)
 from harness.errors import ConfigError, unknown
 
 #: Cards offered on the command line (:mod:`harness.supernet.cards`, which imports torch; a
@@ -62,13 +68,18 @@ def register(groups: Any) -> None:
                      "data's)")  # fmt: skip
     run.add_argument("--max-steps", type=_positive, help="cap on steps per epoch (smoke runs)")
     run.add_argument("--jobs", type=_positive, default=1, help="cells at once (default 1)")
-    run.add_argument("--backend", default="loky", choices=("loky", "dask"),
-                     help="loky: processes here; dask: the workers of a Dask cluster")
+    run.add_argument(
+        "--backend",
+        default="loky",
+        choices=("loky", "dask"),
+        help="loky: processes here; dask: the workers of a Dask cluster",
+    )
     run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. "
                      "tcp://host:8786 (default: a local cluster of --jobs workers)")  # fmt: skip
     run.add_argument("--workdir", type=Path, help="where cells keep checkpoints, saved "
                      "supernets and progress logs (default: <out>/supernets)")  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_plugin_argument(run)
     run.set_defaults(handler=run_command)
 
     report = commands.add_parser(
@@ -82,6 +93,7 @@ def register(groups: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    use_plugins(args.plugin, export=True)  # local workers inherit $HARNESS_PLUGINS
     from harness.oneshot import sweep
 
     if args.card not in CARDS:

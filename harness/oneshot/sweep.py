@@ -81,6 +81,7 @@ __all__ = [
     "run_supernet_sweep",
 ]
 
+
 def _image_source(card: SupernetCard, images: Path | None) -> str:
     if card.data == "synthetic":
         return "synthetic"

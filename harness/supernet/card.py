@@ -142,8 +142,13 @@ class SupernetCard:
     def __post_init__(self) -> None:
         if self.space not in SPACES:
             raise ConfigError(unknown("card space", self.space, SPACES))
-        choices = {"mask_scope": MASK_SCOPES, "lr_schedule": LR_SCHEDULES, "train_on": TRAIN_ON,
-                   "perturbation_batches": PERTURBATION_BATCHES, "topk_batches": TOPK_BATCHES}
+        choices = {
+            "mask_scope": MASK_SCOPES,
+            "lr_schedule": LR_SCHEDULES,
+            "train_on": TRAIN_ON,
+            "perturbation_batches": PERTURBATION_BATCHES,
+            "topk_batches": TOPK_BATCHES,
+        }
         for knob, allowed in choices.items():
             if getattr(self, knob) not in allowed:
                 raise ConfigError(unknown(knob.replace("_", " "), getattr(self, knob), allowed))
