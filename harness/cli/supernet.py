@@ -53,7 +53,10 @@ def register(groups: Any) -> None:
     run.add_argument("--seeds", required=True, help="e.g. 0-2 (inclusive) or 0,3,7-9")
     run.add_argument("--selections", default="magnitude,perturbation",
                      help="selection rules: magnitude, perturbation, topk")  # fmt: skip
-    run.add_argument("--data", default="jpeg", help="images: jpeg (CIFAR-10) or synthetic")
+    run.add_argument("--data", default="jpeg", help="images: jpeg (the CIFAR-10 JPEG copy), "
+                     "official (the benchmark's images under the data root, every task), "
+                     "cifar10 / cifar100 / ImageNet16-120 (official, that task) or "
+                     "synthetic")  # fmt: skip
     run.add_argument("--out", type=Path, required=True, help="results directory")
     run.add_argument("--store", help="ground-truth store name or path (default: tss-official, "
                      "else tss-public)")  # fmt: skip
@@ -66,6 +69,8 @@ def register(groups: Any) -> None:
                      "graphs (first-order DARTS, GAEA)")  # fmt: skip
     run.add_argument("--images", type=Path, help="CIFAR-10 JPEG archive (default: the shared "
                      "data's)")  # fmt: skip
+    run.add_argument("--data-root", type=Path, help="official images (default: "
+                     "$HARNESS_DATA_ROOT, else $TORCH_HOME/cifar.python)")  # fmt: skip
     run.add_argument("--max-steps", type=_positive, help="cap on steps per epoch (smoke runs)")
     run.add_argument("--jobs", type=_positive, default=1, help="cells at once (default 1)")
     run.add_argument(
@@ -116,7 +121,7 @@ def run_command(args: argparse.Namespace) -> int:
             store = choice.name
     summary = sweep.run_supernet_sweep(
         grid, args.out, store=store, device=args.device, jobs=args.jobs,
-        images=args.images, progress=not args.no_progress, bf16=args.bf16,
+        images=args.images, data_root=args.data_root, progress=not args.no_progress, bf16=args.bf16,
         channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph,
         workdir=args.workdir, backend=args.backend, scheduler=args.scheduler,
     )  # fmt: skip

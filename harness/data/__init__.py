@@ -29,7 +29,14 @@ from harness.data.parts import (
     search_parts,
     training_parts,
 )
-from harness.data.root import DATA_ROOT_ENV, OFFICIAL_FILES, DataRoot, data_root, read_official
+from harness.data.root import (
+    DATA_ROOT_ENV,
+    OFFICIAL_FILES,
+    DataRoot,
+    check_official,
+    data_root,
+    read_official,
+)
 from harness.data.shipped import shipped_split
 from harness.data.splits import (
     SPLIT_SPECS,
@@ -58,6 +65,7 @@ __all__ = [
     "SplitSpec",
     "TrainingParts",
     "augment",
+    "check_official",
     "data_root",
     "load_official_split",
     "normalization_for",

@@ -40,6 +40,7 @@ from harness.errors import ConfigError, unknown
 __all__ = [
     "JPEG_SPLIT_ENTROPY",
     "SEARCH_SOURCES",
+    "SEARCH_SPLITS",
     "SUBSET_ENTROPY",
     "SYNTHETIC_ENTROPY",
     "TRAIN_SOURCES",
@@ -50,6 +51,12 @@ __all__ = [
 ]
 
 SEARCH_SOURCES = ("official", "jpeg", "synthetic")
+#: How the official images of a search are split: ``benchmark`` (AutoDL's search loaders, the
+#: table above) or ``train_halves`` (the DARTS code and its descendants, DARTS-PT and DrNAS:
+#: ``train_portion=0.5``, the first half of the task's training set in file order for the
+#: weights, the second half for the architecture) or ``all_train`` (single-level search on
+#: every training image, the test set for selection and rank correlation only).
+SEARCH_SPLITS = ("benchmark", "train_halves", "all_train")
 TRAIN_SOURCES = ("official", "jpeg")
 #: Fixed entropies of the seeded splits: the JPEG weight/architecture split (equal to
 #: ``harness.oneshot.setup.SPLIT_ENTROPY``, so the same images as the one-shot cells), the
@@ -148,6 +155,7 @@ def search_parts(
     cache_dir: str | Path | None = None,
     sizes: tuple[int, int] | None = None,
     synthetic: tuple[int, int] | None = None,
+    split: str = "benchmark",
 ) -> SearchParts:
     """The weight and architecture images of a supernet search on ``task``.
 
@@ -160,6 +168,8 @@ def search_parts(
         sizes: (weight, arch) image counts. ``official``: None keeps the whole parts, else a
             fixed-seed subset of each; ``jpeg``: None is 25,000 + 25,000; ``synthetic``: needed.
         synthetic: (classes, image side) of synthetic images.
+        split: :data:`SEARCH_SPLITS`. The JPEG copy's image order is lost, so its seeded split
+            stands for ``benchmark`` and ``train_halves`` alike; synthetic images ignore it.
 
     Raises :class:`~harness.errors.ArchiveError` (one line: what was looked for, where) when
     the data is missing or malformed, :class:`~harness.errors.ConfigError` for bad names.
@@ -167,11 +177,15 @@ def search_parts(
     if task not in TASKS:
         raise ConfigError(unknown("search task", task, TASKS))
     _check_source(source, SEARCH_SOURCES, task)
+    if split not in SEARCH_SPLITS:
+        raise ConfigError(unknown("search split", split, SEARCH_SPLITS))
     if source == "synthetic":
         return _synthetic_search(task, sizes, synthetic)
     if source == "jpeg":
+        if split == "all_train":
+            return _jpeg_all_train(images, cache_dir)
         return _jpeg_search(images, cache_dir, sizes or (25_000, 25_000))
-    return _official_search(task, data_root(root), sizes)
+    return _official_search(task, data_root(root), sizes, split)
 
 
 def _synthetic_search(
@@ -214,15 +228,40 @@ def _jpeg_search(
     return SearchParts(weights, arch, norm, padding, checksum, record)
 
 
-def _official_search(task: str, root: DataRoot, sizes: tuple[int, int] | None) -> SearchParts:
+def _jpeg_all_train(images: str | Path | None, cache_dir: str | Path | None) -> SearchParts:
+    train, test = _jpeg(images, "train", cache_dir), _jpeg(images, "test", cache_dir)
+    checksum = f"{_file_digest(Path(str(images)))}:all-train+test"
+    record = {
+        "task": "cifar10", "source": "jpeg", "checksum": checksum, "images": str(images),
+        "weights": f"all {len(train)} JPEG training images", "arch": f"the {len(test)} test "
+        "images (selection and rank correlation only)", "note": _JPEG_NOTE,
+    }  # fmt: skip
+    norm, padding = normalization_for("cifar10"), CROP_PADDING["cifar10"]
+    return SearchParts(train, test, norm, padding, checksum, record)
+
+
+def _official_search(
+    task: str, root: DataRoot, sizes: tuple[int, int] | None, split_name: str
+) -> SearchParts:
     train = read_official(task, "train", root)
-    if task == "cifar10":
+    splits: list[dict[str, Any]] = []
+    if split_name == "all_train":
+        weights, arch = train, read_official(task, "test", root)
+        described = ("all training images", "the test set (selection and rank correlation)")
+    elif split_name == "train_halves":
+        half = len(train) // 2
+        weights = train.subset(np.arange(half), f"{train.name}[:{half}]")
+        arch = train.subset(np.arange(half, len(train)), f"{train.name}[{half}:]")
+        described = (f"the first {half} training images", "the other training images")
+    elif task == "cifar10":
         split = shipped_split("cifar10-valid")
+        splits.append(split.record())
         weights = train.subset(split["train"], "cifar10/train[cifar-split train]")
         arch = train.subset(split["valid"], "cifar10/train[cifar-split valid]")
         described = ("the 25k 'train' half of cifar-split.txt", "its 25k 'valid' half")
     else:
         split = shipped_split("cifar100-test" if task == "cifar100" else "ImageNet16-120-test")
+        splits.append(split.record())
         held_out = read_official(task, "test", root)
         weights = train
         arch = held_out.subset(split["xvalid"], f"{held_out.name}[xvalid]")
@@ -234,9 +273,11 @@ def _official_search(task: str, root: DataRoot, sizes: tuple[int, int] | None) -
         "task": task, "source": "official", **root.record(), "checksum": checksum,
         "weights": f"{described[0]} ({len(weights)} images)",
         "arch": f"{described[1]} ({len(arch)} images)",
-        "splits": [split.record()],
+        "splits": splits,
         "subsets": {"weights": note_w, "arch": note_a},
-        "protocol": "AutoDL get_nas_search_loaders",
+        "protocol": "AutoDL get_nas_search_loaders"
+        if split_name == "benchmark"
+        else "DARTS train_portion=0.5",
     }  # fmt: skip
     return SearchParts(weights, arch, normalization_for(task), CROP_PADDING[task], checksum, record)
 

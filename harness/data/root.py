@@ -27,6 +27,7 @@ __all__ = [
     "OFFICIAL_FILES",
     "DataRoot",
     "OfficialFiles",
+    "check_official",
     "data_root",
     "read_official",
 ]
@@ -100,7 +101,7 @@ def _listing(names: tuple[str, ...]) -> str:
     return names[0] if len(names) == 1 else f"{names[0]}..{names[-1].rsplit('_', 1)[-1]}"
 
 
-def _check(task: str, root: DataRoot) -> Path:
+def check_official(task: str, root: DataRoot) -> Path:
     """The task's folder under ``root``; one-line :class:`ArchiveError` when files are missing."""
     files = _files(task)
     folder = root.path / files.folder
@@ -130,7 +131,7 @@ def read_official(task: str, split: str, root: DataRoot) -> ImageDataset:
     malformed (the reader's own message, with the file named)."""
     if split not in ("train", "test"):
         raise ConfigError(unknown("official image set", split, ("train", "test")))
-    folder = _check(task, root)
+    folder = check_official(task, root)
     try:
         if task == "ImageNet16-120":
             return read_imagenet16(folder, "train" if split == "train" else "val", 120)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.bench.names import TASKS
 from harness.errors import ConfigError, unknown
 from harness.grid import canonical_json, parse_seeds, split_methods
 from harness.oneshot.cell import SELECTIONS
@@ -34,7 +35,10 @@ __all__ = [
     "load_supernet_grid",
 ]
 
-DATA_MODES: tuple[str, ...] = ("jpeg", "synthetic")
+#: ``jpeg``: the CIFAR-10 JPEG copy (CIFAR-10 only); ``official``: the benchmark's own images
+#: under the data root, on every task; ``synthetic``: a few generated images (smoke runs). A
+#: task name (``cifar100``) is short for ``official`` images searched on that task.
+DATA_MODES: tuple[str, ...] = ("jpeg", "official", "synthetic")
 #: Images per part (weights / architecture) when a CIFAR-10 card runs on synthetic data.
 SYNTHETIC_IMAGES = 256
 
@@ -104,7 +108,12 @@ def load_supernet_grid(
     if len(set(entries)) < len(entries):
         raise ConfigError("a method is listed twice with the same hyperparameters")
     the_card = get_card(card)
-    task_list = _names(tasks) or list(the_card.search_tasks)
+    task_list = _names(tasks)
+    if data in TASKS:  # --data cifar100: the official images of that task
+        if task_list and set(task_list) != {data}:
+            raise ConfigError(f"--data {data} searches {data}; the tasks say {task_list}")
+        task_list, data = [data], "official"
+    task_list = task_list or list(the_card.search_tasks)
     for task in task_list:
         the_card.check_task(task)
     rules = _names(selections)
@@ -112,7 +121,7 @@ def load_supernet_grid(
         if rule not in SELECTIONS:
             raise ConfigError(unknown("selection rule", rule, SELECTIONS))
     if data not in DATA_MODES:
-        raise ConfigError(unknown("data source", data, DATA_MODES))
+        raise ConfigError(unknown("data source", data, (*DATA_MODES, *TASKS)))
     if max_steps is not None and (isinstance(max_steps, bool) or int(max_steps) < 1):
         raise ConfigError(f"max_steps must be an int >= 1, got {max_steps!r}")
     return SupernetGrid(
@@ -131,9 +140,12 @@ def effective_card(grid: SupernetGrid) -> tuple[SupernetCard, str]:
         changes.update(data="synthetic", weight_images=min(card.weight_images, SYNTHETIC_IMAGES),
                        arch_images=min(card.arch_images, SYNTHETIC_IMAGES))  # fmt: skip
         notes.append("synthetic images")
-    elif grid.data == "jpeg" and card.data == "synthetic":
+    elif grid.data == "jpeg" and card.data != "cifar10-jpeg":
         changes.update(data="cifar10-jpeg", image_size=32)
         notes.append("CIFAR-10 JPEG")
+    elif grid.data == "official" and card.data != "official":
+        changes.update(data="official", image_size=32)
+        notes.append("official images")
     if grid.max_steps is not None and grid.max_steps != card.max_steps_per_epoch:
         changes["max_steps_per_epoch"] = grid.max_steps
         notes.append(f"max-steps {grid.max_steps}")

@@ -3,8 +3,9 @@
 :class:`TruthSet` holds the ground truth of the eval tasks (or says why there is none),
 :func:`make_search_data` the loaders of a search under a card, :func:`build_supernet` the
 card's supernet with seeded initial weights, :class:`Runtime` where and how a cell runs, and
-:class:`ProgressLog` the timestamped lines a long cell writes. The weight/architecture split of
-the CIFAR-10 images and the synthetic images are drawn from fixed constants.
+:class:`ProgressLog` the timestamped lines a long cell writes. The images come from
+:func:`harness.data.search_parts` (the JPEG copy's split and the synthetic images are drawn
+from fixed constants there).
 """
 
 from __future__ import annotations
@@ -23,16 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from harness.data import (
-    CROP_PADDING,
-    DeviceLoader,
-    Normalization,
-    normalization_for,
-    read_image_folder,
-    seeded_split,
-    synthetic_dataset,
-    torch_generator,
-)
+from harness.data import DeviceLoader, SearchParts, search_parts, torch_generator
 from harness.errors import ConfigError, unknown
 from harness.supernet.cards import SupernetCard
 from harness.supernet.quality import GroundTruth, ground_truth
@@ -52,10 +44,6 @@ __all__ = [
     "check_train_on",
     "make_search_data",
 ]
-
-#: Fixed entropies: the CIFAR-10 weight/arch split, the synthetic images.
-SPLIT_ENTROPY, SYNTHETIC_ENTROPY = 20_240_811, 20_240_812
-_SYNTHETIC_NORM = Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
 
 def check_train_on(card: SupernetCard, method: Any) -> None:
@@ -132,8 +120,10 @@ class Runtime:
     """Where and how a cell runs: ``device``, bf16 autocast, channels-last supernet and
     batches, a ``torch.compile`` mode for the dense forwards of search and perturbation
     fine-tuning (:data:`~harness.supernet.compiled.COMPILE_MODES`; None: eager), search steps
-    captured as CUDA graphs (``cuda_graph``), the CIFAR-10 JPEG archive (``images``), a decode
-    cache and a directory for checkpoints, the saved supernet and a progress log (``workdir``,
+    captured as CUDA graphs (``cuda_graph``), the CIFAR-10 JPEG archive (``images``), the root
+    of the official images (``data_root``; None: ``$HARNESS_DATA_ROOT`` or
+    ``$TORCH_HOME/cifar.python``), a decode cache and a directory for checkpoints, the saved
+    supernet and a progress log (``workdir``,
     ``<run key>.progress.log``: a timestamped line per epoch, edge decision and stage; None:
     nothing written). None of these changes a run's key."""
 
@@ -143,48 +133,30 @@ class Runtime:
     compile: str | None = None
     cuda_graph: bool = False
     images: str | None = None
+    data_root: str | None = None
     cache_dir: str | None = None
     workdir: str | None = None
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-def _images(card: SupernetCard, runtime: Runtime) -> tuple[Any, Any, str, Normalization, int]:
-    """(weight part, arch part, checksum, normalisation, crop padding) of the card's images."""
-    n_w, n_a = card.weight_images, card.arch_images
+def _parts(card: SupernetCard, task: str, runtime: Runtime) -> SearchParts:
+    """The weight and architecture images of a search on ``task`` under ``card``."""
     if card.data == "synthetic":
-        gen = np.random.default_rng(SYNTHETIC_ENTROPY)
-        size, classes = card.image_size, card.synthetic_classes
-        data = synthetic_dataset(gen, n_w + n_a, classes, size)
-        checksum = f"synthetic:{classes}x{size}:{n_w}+{n_a}"
-        return (
-            data.subset(np.arange(n_w)),
-            data.subset(np.arange(n_w, n_w + n_a)),
-            checksum,
-            (_SYNTHETIC_NORM),
-            1,
+        sizes, shape = (
+            (card.weight_images, card.arch_images),
+            (card.synthetic_classes, card.image_size),
         )
+        return search_parts(task, "synthetic", sizes=sizes, synthetic=shape)
+    if card.data == "official":
+        return search_parts(
+            task, "official", root=runtime.data_root, sizes=card.official_sizes(),
+            split=card.parts_split(),
+        )  # fmt: skip
     if runtime.images is None:
         raise ConfigError(f"card {card.key} needs the CIFAR-10 JPEG archive (Runtime.images)")
-    source = Path(runtime.images)
-    data = read_image_folder(source, "train", runtime.cache_dir)
-    if card.train_on == "all":  # every training image trains; the test images evaluate
-        test = read_image_folder(source, "test", runtime.cache_dir)
-        checksum = f"{_file_digest(source)}:all-train+test"
-        return data, test, checksum, normalization_for("cifar10"), CROP_PADDING["cifar10"]
-    split = seeded_split(
-        "cifar10-jpeg-search", len(data), {"train": n_w, "valid": n_a},
-        np.random.default_rng(SPLIT_ENTROPY),
+    return search_parts(
+        task, "jpeg", images=runtime.images, cache_dir=runtime.cache_dir,
+        sizes=(card.weight_images, card.arch_images), split=card.parts_split(),
     )  # fmt: skip
-    checksum = f"{_file_digest(source)}:{SPLIT_ENTROPY}:{n_w}+{n_a}"
-    weights, arch = data.subset(split["train"]), data.subset(split["valid"])
-    return weights, arch, checksum, normalization_for("cifar10"), CROP_PADDING["cifar10"]
 
 
 def make_search_data(
@@ -193,19 +165,23 @@ def make_search_data(
     """The loaders of a search on ``task`` under ``card``; ``rng`` seeds their order and
     augmentation (two independent torch generators)."""
     split = card.data_split(task)
-    weights, arch, checksum, norm, padding = _images(card, runtime)
+    parts = _parts(card, task, runtime)
+    norm = parts.normalization
 
     def loader(part: Any, train: bool) -> DeviceLoader:
         return DeviceLoader(
-            part.images, part.labels, norm=norm, device=runtime.device, padding=padding,
+            part.images, part.labels, norm=norm, device=runtime.device, padding=parts.padding,
             channels_last=runtime.channels_last, train=train, shuffle=train,
             batch_size=card.batch_size if train else card.eval_batch_size,
             generator=torch_generator(rng) if train else None,
         )  # fmt: skip
 
+    weights, arch = parts.weights, parts.arch
     train, arch_loader, evaluation = loader(weights, True), loader(arch, True), loader(arch, False)
-    record = {**split, "checksum": checksum, "normalization": dataclasses.asdict(norm)}
-    return SearchData(train, arch_loader, evaluation, weights.num_classes, checksum, record)
+    record = {**split, "checksum": parts.checksum, "normalization": dataclasses.asdict(norm)}
+    if card.data == "official":
+        record["source"] = parts.record  # data root, split files and their checksums
+    return SearchData(train, arch_loader, evaluation, parts.num_classes, parts.checksum, record)
 
 
 def build_supernet(

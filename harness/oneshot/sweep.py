@@ -40,6 +40,8 @@ from tqdm.auto import tqdm
 
 from harness import results, runner
 from harness.bench.store import Store
+from harness.data import check_official
+from harness.data import data_root as resolve_data_root
 from harness.errors import ConfigError, HarnessError, unknown
 from harness.grid import canonical_json
 from harness.oneshot.cell import SELECTIONS, run_cell
@@ -83,8 +85,8 @@ __all__ = [
 
 
 def _image_source(card: SupernetCard, images: Path | None) -> str:
-    if card.data == "synthetic":
-        return "synthetic"
+    if card.data in ("synthetic", "official"):  # official: each row records its data checksum
+        return card.data
     assert images is not None
     digest = hashlib.sha256()
     with images.open("rb") as handle:
@@ -267,6 +269,7 @@ def run_supernet_sweep(
     device: str = "cpu",
     jobs: int = 1,
     images: str | Path | None = None,
+    data_root: str | Path | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
     bf16: bool = False,
@@ -289,7 +292,9 @@ def run_supernet_sweep(
             GPUs; without ``scheduler`` a local cluster of ``jobs`` workers). Cells stay
             resumable: a cell whose worker is lost runs again on another and resumes from
             its checkpoint, so ``workdir`` must be on storage every worker sees.
-        images: the CIFAR-10 JPEG archive (default: the shared one; unused for synthetic data);
+        images: the CIFAR-10 JPEG archive (default: the shared one; only for JPEG data);
+            ``data_root``: where the official images are (default ``$HARNESS_DATA_ROOT``, else
+            ``$TORCH_HOME/cifar.python``; only for official data);
             ``cache_dir``: where decoded images are cached (default ``$HARNESS_HOME/images``).
         bf16, channels_last, compile, cuda_graph: speed settings of :class:`Runtime` (in the
             manifest, not in run keys).
@@ -307,10 +312,14 @@ def run_supernet_sweep(
     check_compile_mode(compile)
     card, label = effective_card(grid)
     archive = None
-    if card.data != "synthetic":
+    if card.data == "cifar10-jpeg":
         archive = Path(images) if images is not None else jpeg_archive()
         if not archive.is_file():
             raise ConfigError(f"image archive {archive} does not exist")
+    elif card.data == "official":  # every task's files are there before a cell starts
+        root = resolve_data_root(data_root)
+        for task in grid.tasks:
+            check_official(task, root)
     source = _image_source(card, archive)
     truth, data = _truth(store, card, grid.tasks)
     cells = plan_cells(grid, card, label, truth, source)
@@ -328,6 +337,7 @@ def run_supernet_sweep(
         device=device, bf16=bf16, channels_last=channels_last, compile=compile,
         cuda_graph=cuda_graph,
         images=None if archive is None else str(archive),
+        data_root=None if data_root is None else str(data_root),
         cache_dir=str(cache_dir or harness_home() / "images"),
         workdir=str(target.path / "supernets" if workdir is None else Path(workdir)),
     )  # fmt: skip

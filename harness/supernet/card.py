@@ -32,7 +32,14 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SupernetCard"]
 
-DATA_SOURCES: tuple[str, ...] = ("cifar10-jpeg", "synthetic")
+#: ``official``: the benchmark's images under the data root (:mod:`harness.data.root`);
+#: ``cifar10-jpeg``: the CIFAR-10 JPEG copy; ``synthetic``: a few generated images.
+DATA_SOURCES: tuple[str, ...] = ("cifar10-jpeg", "official", "synthetic")
+#: How official images split into weight and architecture batches (harness.data.parts).
+SEARCH_SPLITS: tuple[str, ...] = ("benchmark", "train_halves")
+#: Part sizes of the published cards: with official images these mean "the benchmark's own
+#: parts, whole" (CIFAR-100: 50k weight images and the 5k x-valid half for the architecture).
+PUBLISHED_PARTS = (25_000, 25_000)
 STEP_ORDERS: tuple[str, ...] = ("weights_first", "arch_first")
 SPACES: tuple[str, ...] = ("tss", "sss")
 MASK_SCOPES: tuple[str, ...] = ("module", "layer")
@@ -45,7 +52,7 @@ TOPK_BATCHES: tuple[str, ...] = ("shared", "per_candidate")
 _LATER_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {"space": "tss", "mask_scope": "module", "method_settings": {}, "lr_schedule": "batch",
      "head_like_cells": False, "train_on": "split", "perturbation_batches": "fixed",
-     "topk_batches": "shared", "topk_train_mode": True}
+     "topk_batches": "shared", "topk_train_mode": True, "search_split": "benchmark"}
 )  # fmt: skip
 
 
@@ -57,7 +64,11 @@ class SupernetCard:
     ``search_tasks``: tasks a search may run on; ``transfer``: report the architecture on
     every task (searched on CIFAR-10, NB201 style) instead of only the searched one.
     ``weight_images`` / ``arch_images``: sizes of the weight and architecture parts of the
-    training images (CIFAR-10) or, for synthetic data, of each synthetic part.
+    training images (CIFAR-10 JPEG) or, for synthetic data, of each synthetic part; with
+    official images the published 25,000 / 25,000 take the benchmark's parts whole and other
+    sizes a fixed-seed subset of each (:meth:`official_sizes`). ``search_split``: how official
+    images split (``benchmark``: AutoDL's search loaders; ``train_halves``: the two halves of
+    the task's own training set, as the DARTS code does).
     ``perturbation_epochs``: tuning epochs after each edge decision (DARTS-PT ``proj_intv``;
     as there, the phase before the last decision is one epoch shorter);
     ``perturbation_tune_arch``: the tuning runs the method's own steps, so its architecture
@@ -119,6 +130,7 @@ class SupernetCard:
     weight_images: int = 25_000
     arch_images: int = 25_000
     train_on: str = "split"
+    search_split: str = "benchmark"
     image_size: int = 32
     synthetic_classes: int = 10
     eval_batch_size: int = 512
@@ -148,6 +160,7 @@ class SupernetCard:
             "train_on": TRAIN_ON,
             "perturbation_batches": PERTURBATION_BATCHES,
             "topk_batches": TOPK_BATCHES,
+            "search_split": SEARCH_SPLITS,
         }
         for knob, allowed in choices.items():
             if getattr(self, knob) not in allowed:
@@ -246,6 +259,16 @@ class SupernetCard:
         fields = {f.name for f in dataclasses.fields(config_type)}
         return {k: v for k, v in values.items() if k in fields}
 
+    def official_sizes(self) -> tuple[int, int] | None:
+        """Part sizes asked of official images: None (the benchmark's parts, whole) for the
+        published 25,000 / 25,000, else (weight, arch) fixed-seed subsets."""
+        sizes = (self.weight_images, self.arch_images)
+        return None if sizes == PUBLISHED_PARTS else sizes
+
+    def parts_split(self) -> str:
+        """The split :func:`harness.data.search_parts` is asked for."""
+        return "all_train" if self.train_on == "all" else self.search_split
+
     def data_split(self, task: str) -> dict[str, Any]:
         """Where the weight and architecture batches of a search on ``task`` come from."""
         self.check_task(task)
@@ -257,10 +280,12 @@ class SupernetCard:
                 "classes": self.synthetic_classes,
                 "image_size": self.image_size,
             }
+        if self.data == "official":
+            return self._official_split(task)
         if task != "cifar10":
             raise ConfigError(
-                f"card {self.key}: only CIFAR-10 images are available to the harness's "
-                f"experiments (JPEG copy), not {task!r}"
+                f"card {self.key}: the CIFAR-10 JPEG copy holds CIFAR-10 only, not {task!r}; "
+                "search other tasks on the official images (--data official)"
             )
         if self.train_on == "all":
             return {
@@ -276,6 +301,36 @@ class SupernetCard:
             "split": "seeded (the official cifar-split.txt indices do not apply to the JPEGs)",
             "image_size": self.image_size,
         }
+
+    def _official_split(self, task: str) -> dict[str, Any]:
+        sizes = self.official_sizes()
+        subset = "" if sizes is None else " (a fixed-seed subset of {} images)"
+        split = self.parts_split()
+        if split == "all_train":
+            parts = {
+                "weights": "all training images (architecture batches too: single level)",
+                "eval": "the test set (selection and rank correlation)",
+            }
+        elif split == "train_halves":
+            parts = {
+                "weights": "the first half of the training set" + subset,
+                "arch": "its second half" + subset,
+            }
+        elif task == "cifar10":
+            parts = {
+                "weights": "the 25k train half of cifar-split.txt" + subset,
+                "arch": "its 25k valid half" + subset,
+            }
+        else:
+            held_out = "test" if task == "cifar100" else "val"
+            parts = {
+                "weights": "all training images" + subset,
+                "arch": f"the x-valid half of the {held_out} set" + subset,
+            }
+        if sizes is not None and "arch" in parts:
+            parts = {"weights": parts["weights"].format(sizes[0]),
+                     "arch": parts["arch"].format(sizes[1])}  # fmt: skip
+        return {"images": f"official {task}", "split": split, **parts}
 
     def perturbation_config(self, steps_per_epoch: int) -> PerturbationConfig:
         """DARTS-PT selection: tuning of ``perturbation_epochs`` epochs of ``steps_per_epoch``

@@ -65,13 +65,17 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
             topk_batches="per_candidate",
             topk_train_mode=False,
         ),
+        # darts-pt@5 and drnas-nb201@2: the two halves of the task's training set on official
+        # images (DARTS code, train_portion 0.5), not AutoDL's search split.
         "darts-pt": SupernetCard(
             name="darts-pt",
-            version=4,
+            version=5,
             description="DARTS-PT NB201 supernet: 100 epochs, wd 3e-4, clip 5, alpha step "
-            "first, BN running statistics, cosine per epoch; perturbation selection with 5 "
-            "tuning epochs per edge at a constant lr 0.0025, each candidate scored on a "
-            "shuffled, augmented pass over the validation split",
+            "first, BN running statistics, cosine per epoch, the two halves of the training "
+            "set; perturbation selection with 5 tuning epochs per edge at a constant lr "
+            "0.0025, each candidate scored on a shuffled, augmented pass over the validation "
+            "split",
+            search_split="train_halves",
             epochs=100,
             lr_schedule="epoch",
             weight_decay=3e-4,
@@ -83,7 +87,7 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
         ),
         "drnas-nb201": SupernetCard(
             name="drnas-nb201",
-            version=1,
+            version=2,
             description="DrNAS NB201 search: 100 epochs, wd 3e-4, no Nesterov, clip 5, alpha "
             "step first, BN running statistics, a 50/50 split of the training set, Adam wd "
             "1e-3, cosine per epoch; searched and reported per task",
@@ -94,6 +98,7 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
             grad_clip=5.0,
             step_order="arch_first",
             track_running_stats=True,
+            search_split="train_halves",
             search_tasks=names.TASKS,
         ),
         "gaea-nb201": SupernetCard(
@@ -134,8 +139,10 @@ SUPERNET_CARDS: Mapping[str, SupernetCard] = MappingProxyType(
         ),
         "tiny-cpu": SupernetCard(
             name="tiny-cpu",
-            version=3,
-            description="CPU smoke test: C=4, N=1, 8x8 synthetic images, 2 epochs of 3 steps",
+            version=4,
+            description="CPU smoke test: C=4, N=1, 8x8 synthetic images (or 48 + 48 official "
+            "images of any task), 2 epochs of 3 steps",
+            search_tasks=names.TASKS,
             epochs=2,
             batch_size=8,
             lr=0.05,

@@ -49,7 +49,7 @@ def test_run_writes_tables_and_resume_skips(
     assert set(runs["selection"]) == {"magnitude", "perturbation"}
     assert set(runs["method"]) == {"darts_v1", "gaea"} and set(runs["seed"]) == {0, 1}
     assert (runs["status"] == "ok").all() and runs["synthetic"].all()
-    assert runs["test_acc"].notna().all() and runs["protocol"].eq("tiny-cpu@3").all()
+    assert runs["test_acc"].notna().all() and runs["protocol"].eq("tiny-cpu@4").all()
     assert runs["data_checksum"].eq(tiny_store.checksum).all()
     assert runs["kendall_tau"].between(-1, 1).all() and runs["epochs"].eq(2).all()
     assert len(traj) == 4 * 2 and set(traj["epoch"]) == {0, 1}
@@ -60,7 +60,7 @@ def test_run_writes_tables_and_resume_skips(
     capsys.readouterr()
     assert main(_run_args(tiny_store, swept)) == 0
     printed = capsys.readouterr().out
-    assert "4 cells planned (tiny-cpu@3): 4 already finished, 0 run now" in printed
+    assert "4 cells planned (tiny-cpu@4): 4 already finished, 0 run now" in printed
     assert "SYNTHETIC" in printed
     assert {p: p.stat().st_mtime_ns for p in (swept / "runs").glob("*.json")} == files
 
@@ -95,7 +95,13 @@ def test_report_writes_leaderboard_selection_tests_and_figures(
         (["--methods", "darts_v1,rea"], "rea is a black-box method: run it with `harness run`"),
         (["--methods", "darts-v1"], "did you mean 'darts_v1'"),
         (["--card", "tiny"], "did you mean 'tiny-cpu'"),
-        (["--tasks", "cifar100"], "search task"),
+        (["--tasks", "cifar1000"], "search task"),
+        (["--card", "cpu-cifar10", "--tasks", "cifar100"], "search task"),
+        (
+            ["--data", "cifar100", "--tasks", "cifar100", "--data-root", "/nowhere/cifar.python"],
+            "cifar100 data not found: looked for cifar-100-python/",
+        ),
+        (["--data", "ImageNet16-120"], "--data ImageNet16-120 searches ImageNet16-120"),
         (["--selections", "magnitude,argmax"], "selection rule"),
         (["--data", "png"], "data source"),
         (["--seeds", "3-1"], "empty seed range"),

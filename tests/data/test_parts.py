@@ -5,6 +5,7 @@ supernet search step on them."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -128,23 +129,28 @@ def _jpeg_archive(root: Path, n: int) -> Path:
     return archive
 
 
-def test_jpeg_and_synthetic_parts_equal_the_one_shot_cells(tmp_path: Path) -> None:
-    from harness.oneshot.setup import Runtime, _images
+def test_one_shot_cells_keep_their_jpeg_and_synthetic_images(tmp_path: Path) -> None:
+    """The cells' images come from search_parts; their checksums (in every committed run row)
+    keep the formula they had before: archive digest, split entropy, part sizes."""
+    from harness.oneshot.setup import Runtime, make_search_data
     from harness.supernet.cards import get_card
 
     archive = _jpeg_archive(tmp_path, 40)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
     card = dataclasses.replace(get_card("cpu-cifar10"), weight_images=12, arch_images=8)
-    weights, arch, checksum, norm, padding = _images(card, Runtime(images=str(archive)))
+    runtime = Runtime(images=str(archive))
+    data = make_search_data(card, "cifar10", np.random.default_rng(0), runtime)
+    assert data.checksum == f"{digest}:20240811:12+8"
+    assert (len(data.train.labels), len(data.eval.labels)) == (12, 8)
     parts = search_parts("cifar10", "jpeg", images=archive, sizes=(12, 8))
-    assert torch.equal(parts.weights.images, weights.images)
-    assert torch.equal(parts.arch.labels, arch.labels)
-    assert (parts.checksum, parts.normalization, parts.padding) == (checksum, norm, padding)
+    assert torch.equal(parts.arch.labels, data.eval.labels)
+    everything = dataclasses.replace(card, train_on="all")
+    data = make_search_data(everything, "cifar10", np.random.default_rng(0), runtime)
+    assert data.checksum == f"{digest}:all-train+test"
+    assert (len(data.train.labels), len(data.eval.labels)) == (40, 20)
     tiny = get_card("tiny-cpu")
-    weights, arch, checksum, norm, padding = _images(tiny, Runtime())
-    sizes, shape = (tiny.weight_images, tiny.arch_images), (tiny.synthetic_classes, tiny.image_size)
-    parts = search_parts("cifar10", "synthetic", sizes=sizes, synthetic=shape)
-    assert torch.equal(parts.weights.images, weights.images) and parts.checksum == checksum
-    assert torch.equal(parts.arch.images, arch.images) and parts.padding == padding
+    data = make_search_data(tiny, "cifar10", np.random.default_rng(0), Runtime())
+    assert data.checksum == "synthetic:4x8:48+48" and data.num_classes == 4
     run = training_parts("cifar10-valid", "jpeg", images=archive)
     assert (len(run.train), len(run.evals["x-valid"]), len(run.evals["ori-test"])) == (20, 20, 20)
     assert run.record["splits"][0]["source"] == "seeded"

@@ -90,9 +90,13 @@ def test_cards_hold_the_published_settings() -> None:
 def test_published_cards_follow_their_code() -> None:
     """Version 4: the cosine per epoch, NB201's DARTS-V2 alpha step first, NATS's head BN
     with the cell flags and top-K per candidate in eval mode, DARTS-PT's fresh batches; and
-    the GDAS, DrNAS and GAEA cards."""
+    the GDAS, DrNAS and GAEA cards. DARTS-PT (version 5) and DrNAS search on the two halves of
+    the training set, the other published cards on AutoDL's search split."""
     nb201, nats, pt = get_card("nb201-darts"), get_card("nats-ws"), get_card("darts-pt")
-    assert all(c.version == 4 and c.search_config().lr_per_epoch for c in (nb201, nats, pt))
+    assert all(c.search_config().lr_per_epoch for c in (nb201, nats, pt))
+    assert (nb201.version, nats.version, pt.version) == (4, 4, 5)
+    assert pt.search_split == get_card("drnas-nb201").search_split == "train_halves"
+    assert nb201.search_split == nats.search_split == "benchmark"
     assert nb201.method_overrides(DartsConfig, "darts_v2")["weights_first"] is False
     assert nb201.method_overrides(DartsConfig, "darts_v1")["weights_first"] is True
     assert nats.supernet_kwargs(10)["head_like_cells"] is True
@@ -137,11 +141,11 @@ def test_bilevel_methods_are_refused_where_every_training_image_trains() -> None
 def test_card_errors() -> None:
     with pytest.raises(ConfigError, match="did you mean 'nats-ws'"):
         get_card("nats_ws")
-    with pytest.raises(ConfigError, match="version 4"):
-        get_card("darts-pt@3")
+    with pytest.raises(ConfigError, match="version 5"):
+        get_card("darts-pt@4")
     with pytest.raises(ConfigError, match="search task"):
         get_card("nb201-darts").eval_tasks("cifar100")
-    with pytest.raises(ConfigError, match="only CIFAR-10 images"):
+    with pytest.raises(ConfigError, match="JPEG copy holds CIFAR-10 only"):
         get_card("nats-ws").data_split("cifar100")
     with pytest.raises(ConfigError, match="data source"):
         dataclasses.replace(get_card("tiny-cpu"), data="imagenet")
@@ -200,7 +204,7 @@ def test_cell_end_to_end_on_the_tiny_card(tmp_path: Path) -> None:
     assert [r["selection"] for r in result.rows] == ["magnitude", "perturbation"]
     for row in result.rows:
         assert set(BLACKBOX_COLUMNS + EXTRA_COLUMNS) <= set(row)
-        assert row["protocol"] == "tiny-cpu@3" and row["space"] == "tss" and row["synthetic"]
+        assert row["protocol"] == "tiny-cpu@4" and row["space"] == "tss" and row["synthetic"]
         assert row["sim_seconds"] is None and row["queries"] is None
         assert row["epochs"] == 2 and row["forward_passes"] >= 6 and row["status"] == "ok"
         assert row["data_checksum"] == truth.checksum
@@ -312,12 +316,12 @@ def test_methods_of_one_seed_share_data_order_and_initial_weights() -> None:
     only; the method's and the selection rules' streams on the whole cell."""
     from harness.oneshot.cell import _streams
 
-    shared = ["shared", "tss", "cifar10", "tiny-cpu@3"]
-    a = _streams(["darts_v1", "{}", "tss", "cifar10", "tiny-cpu@3", 0], shared, 0)
-    b = _streams(["gaea", "{}", "tss", "cifar10", "tiny-cpu@3", 0], shared, 0)
+    shared = ["shared", "tss", "cifar10", "tiny-cpu@4"]
+    a = _streams(["darts_v1", "{}", "tss", "cifar10", "tiny-cpu@4", 0], shared, 0)
+    b = _streams(["gaea", "{}", "tss", "cifar10", "tiny-cpu@4", 0], shared, 0)
     for name in ("data", "init"):
         assert a[name].random() == b[name].random()
     for name in ("method", "perturbation", "topk"):
         assert a[name].random() != b[name].random()
-    other_seed = _streams(["gaea", "{}", "tss", "cifar10", "tiny-cpu@3", 1], shared, 1)
+    other_seed = _streams(["gaea", "{}", "tss", "cifar10", "tiny-cpu@4", 1], shared, 1)
     assert other_seed["init"].random() != _streams(["x"], shared, 0)["init"].random()

@@ -37,12 +37,12 @@ def _grid(**changes: object) -> sweep.SupernetGrid:
 # --------------------------------------------------------------------------- grid and cards
 def test_effective_cards_are_labelled_by_what_changed() -> None:
     card, label = sweep.effective_card(_grid())
-    assert label == "tiny-cpu@3" and card.data == "synthetic"
+    assert label == "tiny-cpu@4" and card.data == "synthetic"
     card, label = sweep.effective_card(_grid(card="nb201-darts", max_steps=3))
     assert label == "nb201-darts@4[synthetic images, max-steps 3]"
     assert (card.data, card.weight_images, card.max_steps_per_epoch) == ("synthetic", 256, 3)
     card, label = sweep.effective_card(_grid(data="jpeg"))
-    assert label == "tiny-cpu@3[CIFAR-10 JPEG]" and card.data == "cifar10-jpeg"
+    assert label == "tiny-cpu@4[CIFAR-10 JPEG]" and card.data == "cifar10-jpeg"
     grid = _grid(methods=["gaea", {"name": "gaea", "eg_lr": 0.5}], seeds="0-2")
     assert [json.loads(o) for _, o in grid.methods] == [{}, {"eg_lr": 0.5}]
     assert grid.seeds == (0, 1, 2) and grid.describe()["methods"][1]["overrides"] == {"eg_lr": 0.5}
