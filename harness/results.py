@@ -316,8 +316,8 @@ class ResultsDir:
         if not (runs_file.is_file() and traj_file.is_file()):
             return None, None
         return (
-            pd.read_parquet(runs_file).astype(dict(self.run_columns)),
-            pd.read_parquet(traj_file).astype(dict(self.trajectory_columns)),
+            _with_columns(pd.read_parquet(runs_file), self.run_columns, runs_file),
+            _with_columns(pd.read_parquet(traj_file), self.trajectory_columns, traj_file),
         )
 
     def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -330,6 +330,18 @@ class ResultsDir:
                 f"{self.path} holds no results (no {RUNS_DIR}/ files and no {RUNS_FILE})"
             )
         return runs, traj
+
+
+def _with_columns(table: pd.DataFrame, columns: Mapping[str, str], source: Path) -> pd.DataFrame:
+    """``table`` typed by ``columns``; columns a table written by an older version lacks are
+    added empty (missing values: e.g. no ``paired_streams``, so no claim of pairing)."""
+    missing = [name for name in columns if name not in table.columns]
+    if missing:
+        logger.info("%s predates the columns %s: read as missing", source.name, missing)
+        table = table.copy()
+        for name in missing:
+            table[name] = pd.NA
+    return table.astype(dict(columns))
 
 
 def _append_trajectory(

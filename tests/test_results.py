@@ -181,6 +181,19 @@ def test_consolidate_schema_and_merge_after_pruning(tmp_path: Path) -> None:
     assert len(traj2) == len(traj) + 2 * 4
 
 
+def test_tables_of_an_older_version_load_with_the_new_columns_missing(tmp_path: Path) -> None:
+    rd = ResultsDir(tmp_path)
+    _write(rd, range(2))
+    runs, _ = rd.consolidate(prune=True)
+    older = runs.drop(columns=["paired_streams"])
+    older.to_parquet(tmp_path / results.RUNS_FILE, index=False)
+    runs2, _ = rd.load()
+    assert list(runs2.columns) == list(RUN_COLUMNS) and runs2["paired_streams"].isna().all()
+    pd.testing.assert_frame_equal(runs2.drop(columns="paired_streams"), older.astype(
+        {k: v for k, v in RUN_COLUMNS.items() if k != "paired_streams"}
+    ))  # fmt: skip
+
+
 def test_load_without_results_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="holds no results"):
         ResultsDir(tmp_path).load()
