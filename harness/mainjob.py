@@ -242,8 +242,12 @@ def run_main(
     if report and not kept:
         from harness.report import write_report
 
-        runs, trajectories = ResultsDir(plan.target).load()
-        written = write_report(runs, trajectories, plan.target, np.random.default_rng(REPORT_SEED))
+        target = ResultsDir(plan.target)
+        runs, trajectories = target.load()
+        written = write_report(
+            runs, trajectories, plan.target, np.random.default_rng(REPORT_SEED),
+            manifest=target.manifest(),
+        )  # fmt: skip
     return MainResult(
         store.path.name, plan.data.origin, store.synthetic, summary, written,
         plan.data.reason, report and kept,

@@ -340,7 +340,7 @@ def _with_columns(table: pd.DataFrame, columns: Mapping[str, str], source: Path)
         logger.info("%s predates the columns %s: read as missing", source.name, missing)
         table = table.copy()
         for name in missing:
-            table[name] = pd.NA
+            table[name] = pd.Series(index=table.index, dtype=columns[name])
     return table.astype(dict(columns))
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +26,9 @@ logger = logging.getLogger(__name__)
 ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
 Statistic = Callable[[FloatArray], "float | FloatArray"]
+#: Alternative hypothesis of a two-sample test: ``x`` differs from, exceeds or falls below ``y``.
+Alternative = Literal["two-sided", "greater", "less"]
+_ALTERNATIVES = ("two-sided", "greater", "less")
 
 #: Direction of every metric the harness reports: True when a higher value is better.
 HIGHER_IS_BETTER: dict[str, bool] = {
@@ -69,10 +74,16 @@ class BootstrapCI:
 
 @dataclass(frozen=True)
 class TestResult:
-    """Outcome of one two-sample test: statistic and two-sided p-value."""
+    """Outcome of one two-sample test: statistic and p-value (of the alternative asked for).
+
+    ``direction`` is +1 when ``x`` tends to exceed ``y`` (Wilcoxon: the positive differences
+    carry more rank than the negative; Mann-Whitney: U of ``x`` above ``n m / 2``), -1 when it
+    tends to fall below, 0 when balanced: the side a two-sided rejection points to.
+    """
 
     statistic: float
     p_value: float
+    direction: int = 0
 
 
 @dataclass(frozen=True)
@@ -209,10 +220,13 @@ def stratified_bootstrap_ci(
 
 
 def _poi_per_task(x: FloatArray, y: FloatArray) -> FloatArray:
-    """P(X > Y) + 0.5 P(X = Y) per task; ``x`` (n, T), ``y`` (m, T) -> (T,)."""
-    diff = x[:, None, :] - y[None, :, :]  # (n, m, T)
-    wins = (diff > 0).sum(axis=(0, 1)) + 0.5 * (diff == 0).sum(axis=(0, 1))
-    return np.asarray(wins / (x.shape[0] * y.shape[0]), dtype=np.float64)
+    """P(X > Y) + 0.5 P(X = Y) per task along the last-but-one axis: ``x`` (..., n, T), ``y``
+    (..., m, T) -> (..., T). It is U / (n m), with U = rank sum of ``x`` - n (n + 1) / 2 in
+    the pooled sample (ties averaged): O((n + m) log(n + m)), not O(n m)."""
+    n, m = x.shape[-2], y.shape[-2]
+    ranks = sps.rankdata(np.concatenate([x, y], axis=-2), method="average", axis=-2)
+    u = ranks[..., :n, :].sum(axis=-2) - n * (n + 1) / 2.0
+    return np.asarray(u / (n * m), dtype=np.float64)
 
 
 def _two_matrices(x: ArrayLike, y: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -252,33 +266,111 @@ def probability_of_improvement_ci(
     sign = 1.0 if higher_is_better else -1.0
     gen = _rng(rng)
     xs, ys = _resample_runs(sign * xa, gen, n_boot), _resample_runs(sign * ya, gen, n_boot)
-    samples = np.asarray([np.mean(_poi_per_task(a, b)) for a, b in zip(xs, ys, strict=True)])
+    samples = _poi_per_task(xs, ys).mean(axis=-1)  # (n_boot,)
     low, high = _percentile_interval(samples, confidence)
     point = probability_of_improvement(xa, ya, higher_is_better)
     return BootstrapCI(point, low, high, confidence, n_boot)
 
 
-def mann_whitney(x: ArrayLike, y: ArrayLike) -> TestResult:
-    """Two-sided Mann-Whitney U test of two unpaired 1-D samples (U of ``x``)."""
+def _check_alternative(alternative: str) -> None:
+    if alternative not in _ALTERNATIVES:
+        raise ConfigError(unknown("alternative", alternative, _ALTERNATIVES))
+
+
+def mann_whitney(x: ArrayLike, y: ArrayLike, alternative: Alternative = "two-sided") -> TestResult:
+    """Mann-Whitney U test of two unpaired 1-D samples (U of ``x``); ``alternative`` "greater":
+    ``x`` tends to exceed ``y``."""
+    _check_alternative(alternative)
     xa, ya = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
     if xa.size == 0 or ya.size == 0:
         raise ConfigError(f"mann_whitney needs two non-empty samples, got {xa.size} and {ya.size}")
-    res = sps.mannwhitneyu(xa, ya, alternative="two-sided")
-    return TestResult(float(res.statistic), float(res.pvalue))
+    res = sps.mannwhitneyu(xa, ya, alternative=alternative)
+    u = float(res.statistic)
+    direction = int(np.sign(u - xa.size * ya.size / 2.0))
+    return TestResult(u, float(res.pvalue), direction)
 
 
-def wilcoxon(x: ArrayLike, y: ArrayLike) -> TestResult:
-    """Two-sided Wilcoxon signed-rank test of seed-paired samples (zero differences dropped).
+def wilcoxon(x: ArrayLike, y: ArrayLike, alternative: Alternative = "two-sided") -> TestResult:
+    """Wilcoxon signed-rank test of seed-paired samples (zero differences dropped);
+    ``alternative`` "greater": ``x - y`` tends to be positive.
 
     When every difference is zero the samples are indistinguishable: p = 1.
     """
+    _check_alternative(alternative)
     xa, ya = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
     if xa.shape != ya.shape or xa.size == 0:
         raise ConfigError(f"wilcoxon needs equal-length paired samples, got {xa.size}, {ya.size}")
     if np.all(xa == ya):
-        return TestResult(0.0, 1.0)
-    res = sps.wilcoxon(xa, ya, zero_method="wilcox", alternative="two-sided")
-    return TestResult(float(res.statistic), float(res.pvalue))
+        return TestResult(0.0, 1.0, 0)
+    res = sps.wilcoxon(xa, ya, zero_method="wilcox", alternative=alternative)
+    diff = (xa - ya)[xa != ya]
+    signed = float(np.sum(np.sign(diff) * sps.rankdata(np.abs(diff))))  # W+ - W-
+    return TestResult(float(res.statistic), float(res.pvalue), int(np.sign(signed)))
+
+
+def min_p_wilcoxon(n: int, alternative: Alternative = "two-sided") -> float:
+    """The smallest p-value an exact Wilcoxon signed-rank test of ``n`` nonzero paired
+    differences can return: 1 / 2^n one-sided (all signs on the alternative's side), 2 / 2^n
+    two-sided (at most 1). With n <= 5 no two-sided test reaches 0.05 (2 / 32 = 0.0625)."""
+    _check_alternative(alternative)
+    if n < 0:
+        raise ConfigError(f"a number of pairs must be >= 0, got {n}")
+    return min(1.0, (2.0 if alternative == "two-sided" else 1.0) / 2.0**n)
+
+
+def min_p_mann_whitney(n: int, m: int, alternative: Alternative = "two-sided") -> float:
+    """The smallest p-value an exact Mann-Whitney U test of samples of ``n`` and ``m`` untied
+    values can return: 1 / C(n + m, n) one-sided (complete separation), twice that two-sided."""
+    _check_alternative(alternative)
+    if n < 0 or m < 0:
+        raise ConfigError(f"sample sizes must be >= 0, got {n} and {m}")
+    factor = 2.0 if alternative == "two-sided" else 1.0
+    return min(1.0, factor / math.comb(n + m, n))
+
+
+def min_p_holm(min_p: float, n_tests: int) -> float:
+    """The smallest Holm-adjusted p-value in a family of ``n_tests`` tests none of which can go
+    below ``min_p``: ``n_tests * min_p`` (at most 1). A family can reject only if it is < alpha."""
+    if n_tests < 1:
+        raise ConfigError(f"a family needs >= 1 test, got {n_tests}")
+    return min(1.0, n_tests * min_p)
+
+
+def t_interval(x: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of the 1-D sample ``x``: mean -/+ t_{(1 + c) / 2, n - 1}
+    s / sqrt(n). NaN bounds with fewer than 2 values; for paired data pass the differences."""
+    _check_boot(1, confidence)
+    xa = np.asarray(x, dtype=np.float64).ravel()
+    if xa.size < 2:
+        return float("nan"), float("nan")
+    half = sps.t.ppf((1.0 + confidence) / 2.0, xa.size - 1) * xa.std(ddof=1) / np.sqrt(xa.size)
+    return float(xa.mean() - half), float(xa.mean() + half)
+
+
+def paired_t_sample_size(
+    effect_size: float, alpha: float = 0.05, power: float = 0.8, max_n: int = 1_000_000
+) -> int | None:
+    """Smallest number of pairs for which a one-sided paired t-test at ``alpha`` has at least
+    ``power`` against the standardized effect ``|effect_size|`` (mean / sd of the differences):
+    power(n) = P(T' > t_{1 - alpha, n - 1}) for T' noncentral t with n - 1 dof and noncentrality
+    d sqrt(n). None when the effect is 0 or not finite, or needs more than ``max_n`` pairs."""
+    if not (0.0 < alpha < 1.0 and 0.0 < power < 1.0):
+        raise ConfigError(f"alpha and power must lie in (0, 1), got {alpha} and {power}")
+    d = abs(float(effect_size))
+    if not math.isfinite(d) or d == 0.0:
+        return None
+
+    def enough(n: int) -> bool:
+        crit = sps.t.ppf(1.0 - alpha, n - 1)
+        return bool(sps.nct.sf(crit, n - 1, d * math.sqrt(n)) >= power)
+
+    if not enough(max_n):
+        return None
+    lo, hi = 2, max_n  # power grows with n: bisect for the first n that is enough
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid + 1, hi)
+    return lo
 
 
 def holm(pvals: ArrayLike) -> FloatArray:

@@ -113,7 +113,7 @@ def test_pack_then_collect_restores_the_checkpoints(
     assert lease.collect(out, tmp_path) == 0
     assert (work / "runkey1" / "cell1.search.pt").is_file()  # the older copy stays
     ledger = (bench / "gpu_leases.json").read_text()
-    assert '"planned": 4' in ledger and "runkey1/cell1.search.pt" in ledger
+    assert '"planned": 12' in ledger and "runkey1/cell1.search.pt" in ledger  # 2 x 3 tasks x 2
 
 
 def test_help_prints_the_device_call(lease: ModuleType) -> None:

@@ -231,3 +231,76 @@ def test_average_rank_over_time_by_hand() -> None:
     np.testing.assert_allclose(low, 3.0 - out)  # k + 1 - rank for two methods
     with pytest.raises(ConfigError, match="n_methods"):
         stats.average_rank_over_time(np.ones((2, 3)), higher_is_better=True)
+
+
+def test_tests_say_their_direction_and_take_one_sided_alternatives() -> None:
+    # a - b = 1..6 all positive: W+ = 21, W- = 0; one-sided exact p = 1 / 2^6
+    a, b = np.arange(1.0, 7.0), np.zeros(6)
+    assert stats.wilcoxon(a, b).direction == 1 and stats.wilcoxon(b, a).direction == -1
+    assert stats.wilcoxon(a, b, alternative="greater").p_value == pytest.approx(1 / 64)
+    assert stats.wilcoxon(a, b, alternative="less").p_value == pytest.approx(1.0)
+    assert stats.wilcoxon(a, a).direction == 0
+    # 3 vs 3 complete separation: U of x = 0 < 9 / 2 -> x tends to fall below y
+    low = stats.mann_whitney([1, 2, 3], [4, 5, 6])
+    assert low.direction == -1
+    assert stats.mann_whitney([1, 2, 3], [4, 5, 6], alternative="less").p_value == pytest.approx(
+        0.05
+    )
+    with pytest.raises(ConfigError, match="alternative"):
+        stats.wilcoxon(a, b, alternative="bigger")  # type: ignore[arg-type]
+
+
+def test_min_attainable_p_by_hand_and_against_scipy() -> None:
+    # exact signed-rank test of n pairs: the most extreme of 2^n sign patterns
+    assert stats.min_p_wilcoxon(5) == pytest.approx(2 / 32)  # 0.0625: n <= 5 never reaches 0.05
+    assert stats.min_p_wilcoxon(6) == pytest.approx(2 / 64)
+    assert stats.min_p_wilcoxon(6, "greater") == pytest.approx(1 / 64)
+    assert stats.min_p_wilcoxon(0) == 1.0 and stats.min_p_wilcoxon(1) == 1.0
+    for n in range(1, 12):  # all differences positive and distinct: scipy's exact p is the minimum
+        d = np.arange(1.0, n + 1)
+        for alt in ("two-sided", "greater"):
+            p = sps.wilcoxon(d, np.zeros(n), alternative=alt, method="exact").pvalue
+            assert stats.min_p_wilcoxon(n, alt) == pytest.approx(p)
+    # complete separation of n vs m: 2 / C(n + m, n) two-sided
+    assert stats.min_p_mann_whitney(3, 3) == pytest.approx(0.1)
+    assert stats.min_p_mann_whitney(3, 3, "less") == pytest.approx(0.05)
+    assert stats.min_p_mann_whitney(4, 2) == pytest.approx(2 / 15)
+    # Holm over k tests: the smallest adjusted p is k times the smallest raw one
+    assert stats.min_p_holm(2 / 64, 3) == pytest.approx(0.09375)  # 6 seeds, 3 methods: none
+    assert stats.min_p_holm(0.5, 3) == 1.0
+    with pytest.raises(ConfigError):
+        stats.min_p_holm(0.1, 0)
+
+
+def test_t_interval_by_hand() -> None:
+    # 1..4: mean 2.5, sd sqrt(5 / 3), se = sd / 2; t_{0.975, 3} = 3.1824
+    low, high = stats.t_interval([1.0, 2.0, 3.0, 4.0])
+    half = 3.182446 * math.sqrt(5 / 3) / 2
+    assert (low, high) == (pytest.approx(2.5 - half, abs=1e-5), pytest.approx(2.5 + half, abs=1e-5))
+    assert all(math.isnan(v) for v in stats.t_interval([1.0]))
+
+
+def test_paired_t_sample_size_matches_published_tables() -> None:
+    # one-sided paired t at 0.05, power 0.8 (G*Power / Cohen): d = 0.2 -> 156, 0.5 -> 27,
+    # 0.8 -> 12, 1.0 -> 8
+    for d, n in ((0.2, 156), (0.5, 27), (0.8, 12), (1.0, 8), (-0.5, 27)):
+        assert stats.paired_t_sample_size(d) == n
+    # the returned n is the first with enough power: n - 1 has less
+    n = stats.paired_t_sample_size(0.5)
+    assert n is not None
+
+    def power(k: int) -> float:
+        return float(sps.nct.sf(sps.t.ppf(0.95, k - 1), k - 1, 0.5 * math.sqrt(k)))
+
+    assert power(n) >= 0.8 > power(n - 1)
+    assert stats.paired_t_sample_size(0.0) is None
+    assert stats.paired_t_sample_size(float("nan")) is None
+    assert stats.paired_t_sample_size(1e-4, max_n=1000) is None
+
+
+def test_probability_of_improvement_by_ranks_equals_all_pairs() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 5, (40, 3)).astype(float), rng.integers(0, 5, (30, 3)).astype(float)
+    diff = x[:, None, :] - y[None, :, :]
+    brute = ((diff > 0) + 0.5 * (diff == 0)).mean(axis=(0, 1)).mean()  # ties count one half
+    assert stats.probability_of_improvement(x, y) == pytest.approx(brute)

@@ -16,7 +16,7 @@ from harness.cli.common import (
     require_results_dir,
     use_plugins,
 )
-from harness.errors import ConfigError
+from harness.errors import ConfigError, unknown
 
 
 def register(groups: Any) -> None:
@@ -49,6 +49,14 @@ def register(groups: Any) -> None:
         "report", help="write the leaderboard (Markdown, LaTeX) and figures of a results dir"
     )
     add_report_arguments(report, "harness run")
+    report.add_argument("--control", default="random_search", help="method label the others "
+                        "are tested against, e.g. rea(population_size=20); none: no control "
+                        "(default random_search)")  # fmt: skip
+    report.add_argument("--metric", default="test_acc", help="what the tables compare: "
+                        "test_acc (default), valid_acc, regret, rank, percentile, sim_seconds, "
+                        "wall_seconds, queries")  # fmt: skip
+    report.add_argument("--pairwise", action="store_true", help="also write pairwise.md / "
+                        ".csv: every pair of methods per dataset, Holm over the pairs")  # fmt: skip
     report.set_defaults(handler=report_command)
 
     main = groups.add_parser(
@@ -118,7 +126,9 @@ def _print_summary(summary: Any) -> None:
 
 def report_command(args: argparse.Namespace) -> int:
     from harness.report import write_report
+    from harness.report.leaderboard import method_labels
     from harness.results import ResultsDir
+    from harness.stats import higher_is_better
 
     require_results_dir(args.results)
     target = ResultsDir(args.results)
@@ -130,7 +140,15 @@ def report_command(args: argparse.Namespace) -> int:
         )
     runs, trajectories = target.load()
     rng = np.random.default_rng(args.seed)
-    paths = write_report(runs, trajectories, args.out or args.results, rng, n_boot=args.n_boot)
+    higher_is_better(args.metric)  # an unknown metric: one line with the known ones
+    control = None if args.control == "none" else args.control
+    labels = set(method_labels(runs))
+    if control is not None and control not in labels:
+        raise ConfigError(unknown("control method", control, sorted(labels)))
+    paths = write_report(
+        runs, trajectories, args.out or args.results, rng, n_boot=args.n_boot,
+        metric=args.metric, control=control, pairwise=args.pairwise, manifest=target.manifest(),
+    )  # fmt: skip
     for path in paths:
         print(path)
     return 0

@@ -92,6 +92,8 @@ def register(groups: Any) -> None:
     )
     add_report_arguments(report, "harness supernet run", n_boot_type=_positive)
     report.add_argument("--control", help="method+selection label to test the others against")
+    report.add_argument("--pairwise", action="store_true", help="also write pairwise.md / "
+                        ".csv: every pair of labels per dataset, Holm over the pairs")  # fmt: skip
     report.add_argument("--store", help="store (name or path) of the Pareto fronts (default: "
                         "the one the sweep ran against, when it is here)")  # fmt: skip
     report.set_defaults(handler=report_command)
@@ -148,7 +150,8 @@ def report_command(args: argparse.Namespace) -> int:
         print("NOTE: the ground-truth store is not here: the Pareto figures draw no front")
     paths = write_supernet_report(
         runs, trajectories, args.out or args.results, np.random.default_rng(args.seed),
-        n_boot=args.n_boot, control=args.control, fronts=fronts,
+        n_boot=args.n_boot, control=args.control, fronts=fronts, manifest=manifest,
+        pairwise=args.pairwise,
     )  # fmt: skip
     for path in paths:
         print(path)

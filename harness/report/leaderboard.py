@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,11 +20,14 @@ import pandas as pd
 from harness import stats
 from harness.bench.names import TASKS
 from harness.errors import ArchiveError, ConfigError, HarnessError, unknown
-from harness.report.leaderboard_writers import SIGNIFICANT_MARK as SIGNIFICANT_MARK
-from harness.report.leaderboard_writers import TEST_NAMES as TEST_NAMES
-from harness.report.leaderboard_writers import latex_escape as latex_escape
+from harness.report.context import data_caveats, fidelity_phrase, parallelism_phrase
+from harness.report.leaderboard_writers import BETTER_MARK as BETTER_MARK
+from harness.report.leaderboard_writers import WORSE_MARK as WORSE_MARK
 from harness.report.leaderboard_writers import to_latex as to_latex
 from harness.report.leaderboard_writers import to_markdown as to_markdown
+from harness.report.names import latex_escape as latex_escape
+from harness.report.significance import TEST_NAMES as TEST_NAMES
+from harness.report.significance import Family, compare_to, use_pairing
 
 logger = logging.getLogger(__name__)
 
@@ -32,25 +36,48 @@ logger = logging.getLogger(__name__)
 class Cell:
     """Summary of one method on one evaluation dataset over its successful seeds.
 
-    ``p_value``/``p_adjusted``/``test`` are None for the control itself or without a control.
+    ``p_value``/``p_adjusted``/``test``/``poi*`` are None for the control itself or without a
+    control; ``direction`` is +1 where the method tends to beat the control, -1 where it tends
+    to lose (0: balanced or untested); ``significant``: the Holm-adjusted two-sided p is below
+    alpha, in either direction (see :attr:`better`, :attr:`worse`). ``bold``: the best mean, or
+    not significantly different from it (``p_vs_best``, Holm over the comparisons with the best;
+    only where that family can reach alpha at all).
     """
 
     mean: float
     std: float  # sample std (ddof = 1); NaN with a single seed
     n: int
     iqm: float
+    iqm_low: float  # percentile bootstrap interval of the IQM over seeds
+    iqm_high: float
     ci_low: float  # percentile bootstrap interval of the mean over seeds
     ci_high: float
     p_value: float | None
     p_adjusted: float | None  # Holm over the methods compared to the control on this dataset
     test: str | None  # a key of TEST_NAMES
+    direction: int
     significant: bool
     is_best: bool
+    p_vs_best: float | None  # Holm-adjusted, against the best mean; None for the best itself
+    bold: bool
+    poi: float | None  # P(this method better than the control), ties one half
+    poi_low: float | None  # its stratified bootstrap interval
+    poi_high: float | None
+
+    @property
+    def better(self) -> bool:
+        """Significantly better than the control."""
+        return self.significant and self.direction > 0
+
+    @property
+    def worse(self) -> bool:
+        """Significantly worse than the control."""
+        return self.significant and self.direction < 0
 
 
 @dataclass(frozen=True)
 class Cost:
-    """Search cost of one method: means over its successful runs, seconds."""
+    """Search cost of one method on one task: means over its successful runs, seconds."""
 
     sim_seconds: float
     wall_seconds: float
@@ -60,7 +87,15 @@ class Cost:
 
 @dataclass(frozen=True)
 class Leaderboard:
-    """The value matrix: ``cells[(method, eval_dataset)]`` plus per-method search cost."""
+    """The value matrix: ``cells[(method, eval_dataset)]``, ``cost[(method, eval_dataset)]``.
+
+    Per dataset: ``control_family[d]`` / ``best_family[d]`` = (number of comparisons, smallest
+    Holm-adjusted p-value they can reach at these seed counts), (0, 1.0) when there is none;
+    ``budgets[d]``: the search budget (simulated seconds) of the runs reported there, NaN when
+    not recorded. ``paired``: whether tests pair by seed; ``fidelity``: how the protocol
+    searched and what it reports (None: unknown card); ``parallelism``: what the wall-clock
+    times ran under.
+    """
 
     metric: str
     higher_is_better: bool
@@ -69,18 +104,37 @@ class Leaderboard:
     methods: tuple[str, ...]
     datasets: tuple[str, ...]
     cells: Mapping[tuple[str, str], Cell]
-    cost: Mapping[str, Cost]
+    cost: Mapping[tuple[str, str], Cost]
     configs: Mapping[str, str]  # method label -> config JSON
     control: str | None
     alpha: float
     confidence: float
     n_boot: int
+    paired: bool
+    pairing: str  # why (not) paired, as a caption says it
     tests_used: tuple[str, ...]
+    control_family: Mapping[str, tuple[int, float]]
+    best_family: Mapping[str, tuple[int, float]]
+    budgets: Mapping[str, float]
+    fidelity: str | None
+    parallelism: str
     synthetic: bool
+    caveats: tuple[str, ...] = ()  # data caveats the sweep recorded
+    excluded: Mapping[str, int] = dataclasses.field(default_factory=dict)  # status -> runs
 
     def cell(self, method: str, dataset: str) -> Cell | None:
         """The cell of ``method`` on ``dataset``, or None where it has no successful run."""
         return self.cells.get((method, dataset))
+
+    def marks_possible(self, dataset: str) -> bool:
+        """Whether some method could be marked against the control on ``dataset``."""
+        size, floor = self.control_family.get(dataset, (0, 1.0))
+        return size > 0 and floor < self.alpha
+
+    def bold_tested(self, dataset: str) -> bool:
+        """Whether the comparisons with the best method on ``dataset`` can reach alpha."""
+        size, floor = self.best_family.get(dataset, (0, 1.0))
+        return size > 0 and floor < self.alpha
 
     @property
     def seed_counts(self) -> tuple[int, int]:
@@ -150,37 +204,22 @@ def settings(runs: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted((str(a), str(b)) for a, b in pairs.itertuples(index=False))
 
 
-def _column_tests(values: Mapping[str, pd.Series], control: str) -> dict[str, tuple[float, str]]:
-    """Raw p-value and test name of each method vs ``control`` on one dataset."""
-    ref = values[control]
-    out: dict[str, tuple[float, str]] = {}
-    for label, vals in values.items():
-        if label == control:
-            continue
-        paired = (
-            vals.index.is_unique
-            and ref.index.is_unique
-            and set(vals.index) == set(ref.index)
-            and len(vals) >= 2
-        )
-        if paired:
-            res = stats.wilcoxon(vals.sort_index().to_numpy(), ref.sort_index().to_numpy())
-            out[label] = (res.p_value, "wilcoxon")
-        else:
-            out[label] = (
-                stats.mann_whitney(vals.to_numpy(), ref.to_numpy()).p_value,
-                "mann_whitney",
-            )
-    return out
-
-
 def _summary(
     vals: np.ndarray, n_boot: int, confidence: float, gen: np.random.Generator
-) -> tuple[float, float, float, float, float]:
+) -> tuple[float, float, float, float, float, float, float]:
     mean, std = stats.mean_std(vals)
     ci = stats.stratified_bootstrap_ci(vals, np.mean, n_boot, confidence, rng=gen)
-    assert isinstance(ci, stats.BootstrapCI)
-    return float(mean), float(std), stats.iqm(vals), float(ci.low), float(ci.high)
+    iqm = stats.stratified_bootstrap_ci(vals, stats.iqm, n_boot, confidence, rng=gen)
+    assert isinstance(ci, stats.BootstrapCI) and isinstance(iqm, stats.BootstrapCI)
+    return (float(mean), float(std), float(iqm.point), float(iqm.low), float(iqm.high),
+            float(ci.low), float(ci.high))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Column:
+    cells: dict[str, Cell]
+    control: Family | None
+    best: Family
 
 
 def _column_cells(
@@ -188,35 +227,51 @@ def _column_cells(
     control: str | None,
     hib: bool,
     alpha: float,
+    paired: bool,
     n_boot: int,
     confidence: float,
     gen: np.random.Generator,
-) -> dict[str, Cell]:
+) -> _Column:
     """Cells of one dataset column; ``values`` maps label -> metric indexed by seed."""
-    tests = _column_tests(values, control) if control is not None and control in values else {}
-    labels = list(tests)
-    adjusted = dict(zip(labels, stats.holm([tests[k][0] for k in labels]), strict=True))
+    ctrl = None
+    if control is not None and control in values:
+        ctrl = compare_to(values, control, paired, hib)
     means = {k: float(v.mean()) for k, v in values.items()}
-    best = max(means.values()) if hib else min(means.values())
+    top = max(means.values()) if hib else min(means.values())
+    best = [k for k, m in means.items() if np.isclose(m, top, rtol=0.0, atol=1e-12)]
+    vs_best = compare_to(values, best[0], paired, hib)
     cells = {}
     for label, vals in values.items():
-        mean, std, iqm, low, high = _summary(vals.to_numpy(dtype=float), n_boot, confidence, gen)
-        p, test = tests.get(label, (None, None))
-        p_adj = float(adjusted[label]) if label in adjusted else None
-        cells[label] = Cell(
-            mean=mean,
-            std=std,
-            n=len(vals),
-            iqm=iqm,
-            ci_low=low,
-            ci_high=high,
-            p_value=p,
-            p_adjusted=p_adj,
-            test=test,
-            significant=p_adj is not None and p_adj < alpha,
-            is_best=bool(np.isclose(means[label], best, rtol=0.0, atol=1e-12)),
+        mean, std, iqm, iqm_lo, iqm_hi, lo, hi = _summary(
+            vals.to_numpy(dtype=float), n_boot, confidence, gen
         )
-    return cells
+        c = ctrl.comparisons.get(label) if ctrl is not None else None
+        b = vs_best.comparisons.get(label)
+        poi = None
+        if c is not None and control is not None:
+            poi = stats.probability_of_improvement_ci(
+                vals.to_numpy(float), values[control].to_numpy(float), n_boot, confidence,
+                rng=gen, higher_is_better=hib,
+            )  # fmt: skip
+        bold = label in best or (
+            vs_best.reachable(alpha) and b is not None and b.p_adjusted >= alpha
+        )
+        cells[label] = Cell(
+            mean=mean, std=std, n=len(vals), iqm=iqm, iqm_low=iqm_lo, iqm_high=iqm_hi,
+            ci_low=lo, ci_high=hi,
+            p_value=None if c is None else c.p_value,
+            p_adjusted=None if c is None else c.p_adjusted,
+            test=None if c is None else c.test,
+            direction=0 if c is None else c.direction,
+            significant=c is not None and c.p_adjusted < alpha,
+            is_best=label in best,
+            p_vs_best=None if b is None else b.p_adjusted,
+            bold=bold,
+            poi=None if poi is None else float(poi.point),
+            poi_low=None if poi is None else float(poi.low),
+            poi_high=None if poi is None else float(poi.high),
+        )  # fmt: skip
+    return _Column(cells, ctrl, vs_best)
 
 
 def _select(runs: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, str, str]:
@@ -227,22 +282,46 @@ def _select(runs: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, str, str]:
         raise ConfigError(
             f"a leaderboard covers one (space, protocol); the runs hold {pairs}: filter first"
         )
-    frame = runs.assign(label=method_labels(runs))
+    frame = runs.reset_index(drop=True)
+    frame = frame.assign(label=method_labels(frame))
     return frame, pairs[0][0], pairs[0][1]
 
 
-def _costs(frame: pd.DataFrame, ok: pd.Series, methods: Iterable[str]) -> dict[str, Cost]:
+def _costs(frame: pd.DataFrame, ok: pd.Series) -> dict[tuple[str, str], Cost]:
+    """Mean cost of each (label, eval dataset) over its successful runs: never across tasks,
+    whose budgets differ."""
     out = {}
-    for label in methods:
-        mine = frame[frame["label"] == label]
+    for (label, dataset), mine in frame.groupby(["label", "eval_dataset"], sort=True):
         good = mine[ok.loc[mine.index]]
-        out[label] = Cost(
+        out[(str(label), str(dataset))] = Cost(
             sim_seconds=float(good["sim_seconds"].mean()) if len(good) else float("nan"),
             wall_seconds=float(good["wall_seconds"].mean()) if len(good) else float("nan"),
             n_ok=len(good),
             n_failed=len(mine) - len(good),
         )
     return out
+
+
+def _budgets(good: pd.DataFrame, datasets: Iterable[str]) -> dict[str, float]:
+    """The one search budget of the runs reported on each dataset; NaN if unrecorded or mixed."""
+    out = {}
+    for dataset in datasets:
+        if "budget" not in good.columns:
+            out[dataset] = float("nan")
+            continue
+        values = good.loc[good["eval_dataset"] == dataset, "budget"].dropna().unique()
+        out[dataset] = float(values[0]) if len(values) == 1 else float("nan")
+    return out
+
+
+def _excluded(frame: pd.DataFrame) -> dict[str, int]:
+    """How many runs each status other than ``ok`` left out (``failed``, ``infeasible``)."""
+    counts = frame.loc[frame["status"] != "ok", "status"].astype(str).value_counts()
+    return {str(k): int(v) for k, v in sorted(counts.items())}
+
+
+def _family(fam: Family | None) -> tuple[int, float]:
+    return (0, 1.0) if fam is None else (fam.size, fam.min_p_adjusted)
 
 
 def build_leaderboard(
@@ -254,13 +333,18 @@ def build_leaderboard(
     rng: np.random.Generator | int,
     n_boot: int = 2000,
     confidence: float = 0.95,
+    paired: bool | None = None,
+    manifest: Mapping[str, Any] | None = None,
 ) -> Leaderboard:
     """Summarise ``runs`` (one row per run, one space and protocol) into a value matrix.
 
     Each cell uses the successful runs (``status == 'ok'``) of one method label on one
-    ``eval_dataset``: mean, sample std, IQM, bootstrap CI of the mean, and a two-sided test
-    against ``control`` (Wilcoxon paired by seed when both cover the same seeds, else
-    Mann-Whitney U), Holm-corrected over the methods of that dataset.
+    ``eval_dataset``: mean, sample std, IQM, bootstrap intervals of both, and two-sided tests
+    against ``control`` and against the best mean (:mod:`harness.report.significance`), each
+    Holm-corrected over the methods of that dataset. ``paired``: pair by seed (Wilcoxon where
+    both cover the same seeds); None pairs exactly when every row has ``paired_streams`` true,
+    else tests are unpaired (Mann-Whitney). ``manifest``: the sweep's, for the fidelity and the
+    parallelism captions state.
     """
     hib = stats.higher_is_better(metric)
     frame, space, protocol = _select(runs, metric)
@@ -274,38 +358,38 @@ def build_leaderboard(
     if control is not None and control not in labels:
         raise ConfigError(unknown("control method", control, labels))
     methods = tuple([control] if control else []) + tuple(m for m in labels if m != control)
-    datasets = tuple(sorted(good["eval_dataset"].astype(str).unique(), key=_task_order))
+    datasets = tuple(sorted(good["eval_dataset"].astype(str).unique(), key=task_order))
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    pair, pairing = use_pairing(good, paired)
     cells: dict[tuple[str, str], Cell] = {}
     tests_used: set[str] = set()
+    families: dict[str, tuple[tuple[int, float], tuple[int, float]]] = {}
     for dataset in datasets:
         sub = good[good["eval_dataset"] == dataset]
         values = {
             str(k): g.set_index("seed")[metric].astype(float) for k, g in sub.groupby("label")
         }
-        column = _column_cells(values, control, hib, alpha, n_boot, confidence, gen)
-        tests_used.update(c.test for c in column.values() if c.test)
-        cells.update({(label, dataset): c for label, c in column.items()})
+        column = _column_cells(values, control, hib, alpha, pair, n_boot, confidence, gen)
+        for fam in (column.control, column.best):
+            tests_used.update(fam.tests if fam is not None else ())
+        families[dataset] = (_family(column.control), _family(column.best))
+        cells.update({(label, dataset): c for label, c in column.cells.items()})
     configs = dict(zip(frame["label"], frame["config"].astype(str), strict=True))
     return Leaderboard(
-        metric=metric,
-        higher_is_better=hib,
-        space=space,
-        protocol=protocol,
-        methods=methods,
-        datasets=datasets,
-        cells=cells,
-        cost=_costs(frame, ok, methods),
-        configs=configs,
-        control=control,
-        alpha=alpha,
-        confidence=confidence,
-        n_boot=n_boot,
+        metric=metric, higher_is_better=hib, space=space, protocol=protocol, methods=methods,
+        datasets=datasets, cells=cells, cost=_costs(frame, ok), configs=configs,
+        control=control, alpha=alpha, confidence=confidence, n_boot=n_boot, paired=pair,
+        pairing=pairing,
         tests_used=tuple(sorted(tests_used)),
+        control_family={d: f[0] for d, f in families.items()},
+        best_family={d: f[1] for d, f in families.items()},
+        budgets=_budgets(good, datasets), fidelity=fidelity_phrase(protocol, manifest),
+        parallelism=parallelism_phrase(manifest), caveats=data_caveats(manifest),
+        excluded=_excluded(frame),
         synthetic=bool(frame["synthetic"].astype(bool).any()),
-    )
+    )  # fmt: skip
 
 
-def _task_order(dataset: str) -> tuple[int, str]:
+def task_order(dataset: str) -> tuple[int, str]:
     """Tasks in the benchmark's order (cifar10, cifar100, ImageNet16-120), others after."""
     return (TASKS.index(dataset) if dataset in TASKS else len(TASKS), dataset)

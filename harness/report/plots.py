@@ -1,8 +1,10 @@
 """Figures in two steps: results -> small plot-data object -> ``plot_x(data, ax=None) -> Axes``.
 
 The ``*_data`` builders are pure and hold every number a figure shows; the ``plot_*``
-functions only draw. Styles come from :func:`harness.report.style.method_style`. No global
-``rcParams`` are touched.
+functions only draw. Styles come from :func:`harness.report.style.label_styles` (one colour
+per method, a line style per config), names from :mod:`harness.report.names`. No global
+``rcParams`` are touched. Critical-difference diagrams live in
+:mod:`harness.report.cd_diagram` (re-exported here).
 """
 
 from __future__ import annotations
@@ -18,23 +20,18 @@ from matplotlib.axes import Axes
 
 from harness import stats
 from harness.errors import ConfigError, unknown
+from harness.report.axes import new_axes as new_axes
+from harness.report.cd_diagram import CDDiagramData as CDDiagramData
+from harness.report.cd_diagram import cd_diagram_data as cd_diagram_data
+from harness.report.cd_diagram import plot_cd_diagram as plot_cd_diagram
 from harness.report.leaderboard import method_labels, require_columns, settings
-from harness.report.style import method_style
+from harness.report.names import display_dataset, display_label, display_metric
+from harness.report.style import label_styles
 
 logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 _TRAJ_COLUMNS = ("run_key", "method", "space", "protocol", "eval_dataset", "sim_seconds")
-
-
-def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
-    """``ax``, or the axes of a new figure of ``figsize`` inches when ``ax`` is None."""
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt  # only when the caller wants a fresh figure
-
-    _, new = plt.subplots(figsize=figsize)
-    return new
 
 
 # ------------------------------------------------------------------------- regret curves
@@ -57,6 +54,19 @@ class RegretCurveData:
     n_runs: Mapping[str, int]
     statistic: str
     confidence: float
+
+
+def trajectory_labels(trajectories: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """``trajectories`` with ``method`` replaced by the label of its run in ``runs`` (joined on
+    ``run_key``: :func:`~harness.report.leaderboard.method_labels`, so a method with several
+    configs draws one curve per config even where the trajectory rows carry no config).
+    Rows whose run is not in ``runs`` keep their method."""
+    require_columns(trajectories, ["run_key", "method"], "trajectories")
+    require_columns(runs, ["run_key", "method", "config"], "runs")
+    labels = pd.Series(method_labels(runs).to_numpy(), index=runs["run_key"].astype(str))
+    labels = labels[~labels.index.duplicated()]
+    mapped = trajectories["run_key"].astype(str).map(labels)
+    return trajectories.assign(method=mapped.fillna(trajectories["method"].astype(str)))
 
 
 def _step_matrix(runs: pd.DataFrame, grid: FloatArray) -> FloatArray:
@@ -127,163 +137,65 @@ def regret_curve_data(
     )
 
 
-def plot_regret_curves(data: RegretCurveData, ax: Axes | None = None) -> Axes:
-    """Step curves with bootstrap bands; log-x, and log-y when some value is positive.
+def _drawn(data: RegretCurveData) -> FloatArray:
+    arrays = [a for m in data.methods for a in (data.center[m], data.low[m], data.high[m])]
+    values = np.concatenate(arrays) if arrays else np.zeros(0)
+    return values[np.isfinite(values)]
 
-    A curve that reaches zero regret leaves the log-y axis at that point.
-    """
+
+def symlog_threshold(data: RegretCurveData) -> float | None:
+    """None when every value drawn (curves and bands) is positive: a plain log axis shows
+    them. Otherwise the width of the linear part of a symlog axis: the largest power of ten at
+    or below the smallest positive value, at most 1 (0.01 when none is positive). Below it the
+    axis is linear, so a curve or band that reaches zero regret stays drawn (a log axis would
+    drop it, and cut its band into a wedge)."""
+    values = _drawn(data)
+    if values.size and values.min() > 0:
+        return None
+    positive = values[values > 0]
+    if positive.size == 0:
+        return 0.01
+    return float(min(1.0, 10.0 ** np.floor(np.log10(positive.min()))))
+
+
+def plot_regret_curves(data: RegretCurveData, ax: Axes | None = None) -> Axes:
+    """Step curves with their pointwise bootstrap bands over a log time axis; the regret axis
+    is logarithmic, or symlog where something reaches zero (:func:`symlog_threshold`), with the
+    zero line dotted."""
     ax = new_axes(ax, (6.0, 4.0))
-    positive = False
+    styles = label_styles(data.methods)
     for method in data.methods:
-        style = method_style(method)
-        c = data.center[method]
-        positive |= bool(np.any(c[np.isfinite(c)] > 0))
+        style = styles[method]
         ax.plot(
             data.grid,
-            c,
+            data.center[method],
             drawstyle="steps-post",
             markevery=max(1, len(data.grid) // 8),
-            label=f"{method} (n={data.n_runs[method]})",
+            label=f"{display_label(method)} (n={data.n_runs[method]})",
             **style,  # type: ignore[arg-type]
         )
-        color = str(style["color"])
-        ax.fill_between(
-            data.grid,
-            data.low[method],
-            data.high[method],
-            step="post",
-            alpha=0.2,
-            color=color,
-            linewidth=0,
-        )
+        ax.fill_between(data.grid, data.low[method], data.high[method], step="post",
+                        alpha=0.2, color=str(style["color"]), linewidth=0)  # fmt: skip
+    threshold = symlog_threshold(data)
     ax.set_xscale("log")
-    if positive:
-        ax.set_yscale("log", nonpositive="mask")
-    ax.set_xlabel("simulated search time (s)")
-    ax.set_ylabel(f"{data.statistic} regret of incumbent")
-    ax.set_title(f"{data.eval_dataset} ({100 * data.confidence:g}% bootstrap band)")
-    ax.legend(fontsize="small")
-    return ax
-
-
-# ------------------------------------------------------------------ critical differences
-
-
-@dataclass(frozen=True)
-class CDDiagramData:
-    """Average ranks (1 = best, sorted ascending) and the Nemenyi critical difference.
-
-    ``cliques`` are maximal groups of methods whose ranks differ by less than ``cd``.
-    """
-
-    methods: tuple[str, ...]
-    avg_ranks: FloatArray
-    cd: float
-    cliques: tuple[tuple[str, ...], ...]
-    n_blocks: int
-    statistic: float
-    p_value: float
-    alpha: float
-    metric: str
-
-
-def _cliques(ranks: FloatArray, cd: float) -> list[tuple[int, int]]:
-    """Maximal runs ``[i, j]`` of sorted ranks with ``ranks[j] - ranks[i] < cd`` and j > i."""
-    out: list[tuple[int, int]] = []
-    for i in range(len(ranks)):
-        j = int(np.searchsorted(ranks, ranks[i] + cd, side="left")) - 1
-        if j > i and not (out and out[-1][1] >= j):
-            out.append((i, j))
-    return out
-
-
-def cd_diagram_data(
-    runs: pd.DataFrame,
-    eval_dataset: str | None = None,
-    metric: str = "test_acc",
-    alpha: float = 0.05,
-) -> CDDiagramData:
-    """Friedman/Nemenyi over blocks ``(seed, eval_dataset)`` of successful runs.
-
-    ``eval_dataset=None`` uses every dataset. Blocks lacking some method are dropped.
-    """
-    require_columns(runs, ["seed", "eval_dataset", "status", metric], "runs")
-    if len(pairs := settings(runs)) != 1:
-        raise ConfigError(f"a CD diagram needs one (space, protocol), got {pairs}: filter first")
-    frame = runs.assign(label=method_labels(runs))
-    frame = frame[(frame["status"] == "ok") & frame[metric].notna()]
-    if eval_dataset is not None:
-        if eval_dataset not in set(frame["eval_dataset"]):
-            raise ConfigError(
-                unknown("eval_dataset", eval_dataset, sorted(set(frame["eval_dataset"])))
-            )
-        frame = frame[frame["eval_dataset"] == eval_dataset]
-    if frame.duplicated(["seed", "eval_dataset", "label"]).any():
-        raise ConfigError("several runs share (seed, eval_dataset, method): blocks are ambiguous")
-    table = frame.pivot(index=["seed", "eval_dataset"], columns="label", values=metric)
-    complete = table.dropna()
-    if len(complete) < len(table):
-        logger.warning(
-            "dropping %d incomplete blocks of %d", len(table) - len(complete), len(table)
-        )
-    if complete.empty or complete.shape[1] < 2:
-        raise ConfigError(f"a CD diagram needs >= 2 methods on a common block; have {table.shape}")
-    res = stats.friedman_nemenyi(complete.to_numpy(), stats.higher_is_better(metric), alpha)
-    order = np.argsort(res.avg_ranks, kind="stable")
-    names = tuple(str(complete.columns[i]) for i in order)
-    ranks = res.avg_ranks[order]
-    cliques = tuple(names[i : j + 1] for i, j in _cliques(ranks, res.critical_difference))
-    return CDDiagramData(
-        names,
-        ranks,
-        res.critical_difference,
-        cliques,
-        res.n_blocks,
-        res.statistic,
-        res.p_value,
-        alpha,
-        metric,
+    scale = "log scale"
+    if threshold is None:
+        ax.set_yscale("log")
+    else:
+        ax.axhline(0.0, color="grey", linewidth=0.6, linestyle=":", zorder=0)
+        ax.set_yscale("symlog", linthresh=threshold, linscale=0.5)
+        ax.set_ylim(bottom=-0.15 * threshold)
+        scale = f"log scale, linear below {threshold:g}"
+    ax.set_xlabel("simulated search time (s, log scale)")
+    ax.set_ylabel(
+        f"{data.statistic} regret of the incumbent\n(test accuracy, percentage points;\n{scale})"
     )
-
-
-def plot_cd_diagram(data: CDDiagramData, ax: Axes | None = None) -> Axes:
-    """Critical-difference diagram: rank axis (1 at left), names on elbows, clique bars."""
-    k = len(data.methods)
-    ax = new_axes(ax, (max(6.0, 0.9 * k), 1.2 + 0.3 * k))
-    ax.set_axis_off()
-    ax.hlines(0.0, 1, k, color="black", linewidth=1)
-    for r in range(1, k + 1):
-        ax.vlines(r, 0.0, 0.08, color="black", linewidth=1)
-        ax.text(r, 0.12, str(r), ha="center", va="bottom", fontsize="small")
-    ax.hlines(0.45, 1, 1 + data.cd, color="black", linewidth=2)  # the CD scale bar
-    ax.text(1 + data.cd / 2, 0.5, f"CD = {data.cd:.2f}", ha="center", va="bottom", fontsize="small")
-    first_label = -0.25 - 0.15 * len(data.cliques) - 0.25
-    half = (k + 1) // 2
-    for i, (name, rank) in enumerate(zip(data.methods, data.avg_ranks, strict=True)):
-        left = i < half
-        y = first_label - 0.3 * (i if left else k - 1 - i)
-        x_end = 0.8 if left else k + 0.2
-        color = str(method_style(name)["color"])
-        ax.plot([rank, rank, x_end], [0.0, y, y], color=color, linewidth=1)
-        ax.text(
-            x_end - 0.05 if left else x_end + 0.05,
-            y,
-            f"{name} ({rank:.2f})",
-            ha="right" if left else "left",
-            va="center",
-            fontsize="small",
-        )
-    for c, clique in enumerate(data.cliques):
-        ranks = [data.avg_ranks[data.methods.index(m)] for m in clique]
-        y = -0.25 - 0.15 * c
-        ax.hlines(y, min(ranks) - 0.03, max(ranks) + 0.03, color="black", linewidth=3)
-    ax.set_xlim(0.0 - 0.1 * k, k + 1 + 0.1 * k)
-    ax.set_ylim(first_label - 0.3 * half - 0.1, 0.8)
     ax.set_title(
-        f"{data.metric}: Friedman p = {data.p_value:.2g}, Nemenyi alpha = {data.alpha:g}, "
-        f"{data.n_blocks} blocks",
-        fontsize="small",
+        f"{display_dataset(data.eval_dataset)}: {data.statistic} over runs, pointwise "
+        f"{100 * data.confidence:g}% bootstrap band",
+        fontsize="medium",
     )
+    ax.legend(fontsize="small")
     return ax
 
 
@@ -322,7 +234,7 @@ def score_distribution_data(
 ) -> DistributionData:
     """Final ``metric`` of the chosen architecture per method on one dataset."""
     stats.higher_is_better(metric)  # validates the name
-    return _distribution(runs, metric, eval_dataset, metric, log=False)
+    return _distribution(runs, metric, eval_dataset, display_metric(metric), log=False)
 
 
 def rank_distribution_data(
@@ -332,50 +244,67 @@ def rank_distribution_data(
     if column not in ("rank", "percentile"):
         raise ConfigError(unknown("column", column, ("rank", "percentile")))
     label = (
-        "rank of chosen architecture (1 = best)" if column == "rank" else "percentile (100 = best)"
+        "rank of the chosen architecture\namong all (1 = best; log scale)"
+        if column == "rank"
+        else "percentile of the chosen architecture (100 = best)"
     )
     return _distribution(runs, column, eval_dataset, label, log=column == "rank")
 
 
+#: Where a distribution figure draws, relative to a method's tick: the box left of it, the
+#: individual runs right of it, so that no point hides the box.
+BOX_OFFSET, BOX_WIDTH = -0.18, 0.28
+POINT_OFFSET, POINT_SPREAD = 0.2, 0.24
+
+
+def _jitter(n: int) -> FloatArray:
+    """``n`` deterministic offsets spread over [-0.5, 0.5) (golden-ratio sequence), no RNG."""
+    return np.asarray((np.arange(n) * 0.6180339887498949) % 1.0 - 0.5, dtype=np.float64)
+
+
 def _plot_distribution(data: DistributionData, ax: Axes) -> Axes:
     methods = [m for m in data.methods if data.values[m].size]
-    positions = np.arange(1, len(methods) + 1)
+    positions = np.arange(1, len(methods) + 1, dtype=float)
+    styles = label_styles(methods)
     if methods:
         boxes = ax.boxplot(
             [data.values[m] for m in methods],
-            positions=positions,
-            widths=0.6,
+            positions=positions + BOX_OFFSET,
+            widths=BOX_WIDTH,
             patch_artist=True,
             showfliers=False,
+            medianprops={"color": "black", "linewidth": 1.5},
         )
         for patch, m in zip(boxes["boxes"], methods, strict=True):
-            patch.set_facecolor(str(method_style(m)["color"]))
-            patch.set_alpha(0.35)
+            patch.set_facecolor(str(styles[m]["color"]))
+            patch.set_alpha(0.45)
         for pos, m in zip(positions, methods, strict=True):
             vals = data.values[m]
-            jitter = np.linspace(-0.15, 0.15, vals.size) if vals.size > 1 else np.zeros(1)
-            style = method_style(m)
+            many = vals.size > 50
             ax.scatter(
-                pos + jitter,
+                pos + POINT_OFFSET + POINT_SPREAD * _jitter(vals.size),
                 vals,
-                s=12,
-                color=str(style["color"]),
-                marker=str(style["marker"]),
-                zorder=3,
+                s=4 if many else 14,
+                alpha=0.35 if many else 0.9,
+                color=str(styles[m]["color"]),
+                marker=str(styles[m]["marker"]),
+                linewidths=0,
             )
-    ax.set_xticks(positions, methods, rotation=30, ha="right")
+    ax.set_xticks(positions, [display_label(m) for m in methods], rotation=30, ha="right")
+    ax.set_xlim(0.4, len(methods) + 0.6)
     if data.log_scale:
         ax.set_yscale("log")
     ax.set_ylabel(data.ylabel)
-    ax.set_title(data.title)
+    note = "box: quartiles, whiskers to 1.5 IQR; dots: runs"
+    ax.set_title(f"{display_dataset(data.title)}\n({note})", fontsize="medium")
     return ax
 
 
 def plot_test_distribution(data: DistributionData, ax: Axes | None = None) -> Axes:
-    """Box plot with the individual seeds of the final test metric per method."""
-    return _plot_distribution(data, new_axes(ax, (max(4.0, 0.7 * len(data.methods)), 4.0)))
+    """Box plot (left) and the individual seeds (right) of the final metric per method."""
+    return _plot_distribution(data, new_axes(ax, (max(4.0, 0.8 * len(data.methods)), 4.0)))
 
 
 def plot_rank_distribution(data: DistributionData, ax: Axes | None = None) -> Axes:
-    """Box plot of the chosen architecture's rank (log axis) or percentile per method."""
-    return _plot_distribution(data, new_axes(ax, (max(4.0, 0.7 * len(data.methods)), 4.0)))
+    """Box plot and runs of the chosen architecture's rank (log axis) or percentile."""
+    return _plot_distribution(data, new_axes(ax, (max(4.0, 0.8 * len(data.methods)), 4.0)))

@@ -2,12 +2,15 @@
 
 Known methods have a fixed entry; any other name gets a deterministic style derived from a
 hash of its name (stable across processes, unlike Python's salted ``hash``). A label with a
-configuration suffix such as ``"rea#1"`` is styled like its method ``"rea"``.
+configuration suffix such as ``"rea#1"`` has its method's colour; :func:`label_styles` gives
+the labels of one figure distinct line styles and markers within that colour (each config of
+a method its own line style, each selection rule its own marker).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 # Black-box searchers are solid, one-shot (supernet) methods dashed, so the family reads
 # at a glance; colours are the Tableau palette plus a few distinct extras.
@@ -47,6 +50,14 @@ _FALLBACK_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "p", "<", ">")
 _FALLBACK_LINESTYLES = ("-.", ":", (0, (5, 1, 1, 1)))  # distinct from the known table
 
 
+#: Marker of each supernet selection rule (a ``method+rule`` label), in every figure.
+RULE_MARKERS: dict[str, str] = {"magnitude": "o", "perturbation": "^", "topk": "s"}
+_VARIANT_LINESTYLES: tuple[object, ...] = (
+    "-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 1)), (0, (8, 2)), (0, (3, 1, 1, 1, 1, 1)),
+)  # fmt: skip
+_VARIANT_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "p", "<", ">")
+
+
 def base_method(label: str) -> str:
     """The method name of a leaderboard label (``"rea#1"``, ``"rea(population_size=20)"``,
     ``"darts_v1+magnitude"`` -> ``"rea"``, ``"rea"``, ``"darts_v1"``)."""
@@ -70,3 +81,41 @@ def method_style(name: str) -> dict[str, object]:
 def known_methods() -> tuple[str, ...]:
     """Names with a fixed style entry."""
     return tuple(_KNOWN)
+
+
+def _rule(label: str) -> str:
+    _, plus, rule = label.rpartition("+")
+    return rule if plus and rule in RULE_MARKERS else ""
+
+
+def label_styles(labels: Iterable[str]) -> dict[str, dict[str, object]]:
+    """A style per label of one figure: the method's colour; the first config of a method (in
+    sorted order, the bare method name first) keeps its line style and marker, each further
+    config gets the next line style and marker not used by the method; a selection rule
+    (``+magnitude``, ``+perturbation``, ``+topk``) sets the marker (:data:`RULE_MARKERS`).
+    Labels are told apart by (colour, line style, marker) as long as a method has fewer than
+    eight configs."""
+    unique = sorted(set(labels))
+    configs: dict[str, list[str]] = {}
+    for label in unique:
+        rule = _rule(label)
+        config = label[: -len(rule) - 1] if rule else label
+        group = configs.setdefault(base_method(label), [])
+        if config not in group:
+            group.append(config)
+    out = {}
+    for label in unique:
+        rule = _rule(label)
+        config = label[: -len(rule) - 1] if rule else label
+        style = method_style(label)
+        group = sorted(configs[base_method(label)], key=lambda c: (c != base_method(c), c))
+        i = group.index(config)
+        if i:
+            lines = [ls for ls in _VARIANT_LINESTYLES if ls != style["linestyle"]]
+            marks = [m for m in _VARIANT_MARKERS if m != style["marker"]]
+            style["linestyle"] = lines[(i - 1) % len(lines)]
+            style["marker"] = marks[(i - 1) % len(marks)]
+        if rule:
+            style["marker"] = RULE_MARKERS[rule]
+        out[label] = style
+    return out

@@ -4,8 +4,11 @@
 
 * ``leaderboard.md`` / ``leaderboard.tex`` (via :func:`harness.report.write_report`): test
   accuracy of the selected architecture, one row per ``method+selection`` label;
-* ``selection.md``: each selection rule against ``magnitude`` on the same supernets, paired by
-  run (:func:`compare_selections`);
+* ``selection.md`` / ``selection.tex``: each selection rule against ``magnitude`` on the same
+  supernets, paired by run, with per-seed differences, collapsed supernets, a t-interval, the
+  smallest attainable p and a rough sample size (:mod:`harness.report.supernet_selection`);
+* ``selection_<rule>_<eval task>.png``: one line per supernet from its magnitude architecture's
+  accuracy to the other rule's;
 * ``collapse_<eval task>.png``: true test accuracy of the per-epoch argmax architecture, one
   line per method (mean over seeds) with the min-max band over seeds;
 * ``kendall_tau.png``: Kendall tau of the supernet ranking, one value per run, per method
@@ -26,9 +29,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,11 +40,13 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from harness import results, stats
+from harness import results
 from harness.errors import ConfigError, unknown
 from harness.report import plots, save_figure_atomic, write_report
-from harness.report.leaderboard import require_columns, settings
+from harness.report.leaderboard import require_columns, settings, task_order
+from harness.report.names import display_dataset, display_label
 from harness.report.plots import new_axes
 from harness.report.style import method_style
 from harness.report.supernet_costs import (
@@ -51,6 +55,13 @@ from harness.report.supernet_costs import (
     plot_pareto,
     selection_labels,
 )
+from harness.report.supernet_selection import COMPARISON_GROUP as COMPARISON_GROUP
+from harness.report.supernet_selection import NOTE, comparison_latex, paired_plot_data
+from harness.report.supernet_selection import PairedComparison as PairedComparison
+from harness.report.supernet_selection import collapsed_cell as collapsed_cell
+from harness.report.supernet_selection import compare_selections as compare_selections
+from harness.report.supernet_selection import comparison_markdown as comparison_markdown
+from harness.report.supernet_selection import plot_paired_selection as plot_paired_selection
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +70,16 @@ __all__ = [
     "CollapseCurveData",
     "PairedComparison",
     "collapse_curve_data",
+    "collapsed_cell",
     "compare_selections",
     "comparison_markdown",
     "plot_collapse_curves",
+    "plot_paired_selection",
     "plot_rank_correlation",
     "rank_correlation_data",
+    "selection_comparisons",
     "selection_labels",
+    "selection_latex",
     "selection_markdown",
     "write_supernet_report",
 ]
@@ -122,13 +137,16 @@ def plot_collapse_curves(data: CollapseCurveData, ax: Axes | None = None) -> Axe
     for method in data.methods:
         style = method_style(method)
         x = data.epochs[method]
-        ax.plot(x, data.mean[method], label=f"{method} (n={data.n_runs[method]})",
+        ax.plot(x, data.mean[method], label=f"{display_label(method)} (n={data.n_runs[method]})",
                 markevery=max(1, len(x) // 10), **style)  # type: ignore[arg-type]  # fmt: skip
         ax.fill_between(x, data.low[method], data.high[method], alpha=0.2,
                         color=str(style["color"]), linewidth=0)  # fmt: skip
     ax.set_xlabel("search epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("true test accuracy of argmax architecture (%)")
-    ax.set_title(f"{data.eval_dataset}, {data.protocol} (band: min-max over seeds)")
+    ax.set_title(
+        f"{display_dataset(data.eval_dataset)}, {data.protocol} (band: min-max over seeds)"
+    )
     ax.legend(fontsize="small")
     return ax
 
@@ -158,123 +176,47 @@ def plot_rank_correlation(data: plots.DistributionData, ax: Axes | None = None) 
     return ax
 
 
-# --------------------------------------------------------------------------- paired comparison
-@dataclass(frozen=True)
-class PairedComparison:
-    """Selection rule ``a`` vs ``b`` on the same supernets (seed-paired) for one group.
-
-    ``mean_a`` / ``mean_b``: mean ``metric`` over the ``n`` paired seeds; ``mean_difference``:
-    mean of a - b; ``wins``: share of seeds where a is better (ties one half);
-    ``probability_of_improvement``: P(a > b) over all seed pairs (harness.stats);
-    ``statistic`` / ``p_value``: two-sided Wilcoxon signed-rank test of the pairs.
-    """
-
-    group: tuple[str, ...]
-    a: str
-    b: str
-    metric: str
-    n: int
-    mean_a: float
-    mean_b: float
-    mean_difference: float
-    wins: float
-    probability_of_improvement: float
-    statistic: float
-    p_value: float
-
-
-COMPARISON_GROUP: tuple[str, ...] = ("method", "protocol", "dataset", "eval_dataset")
-
-
-def compare_selections(
-    rows: Iterable[Mapping[str, Any]],
-    a: str = "perturbation",
-    b: str = "magnitude",
-    metric: str = "test_acc",
-    group: Sequence[str] = COMPARISON_GROUP,
-) -> list[PairedComparison]:
-    """Pair rows of selection ``a`` and ``b`` that share a ``run_key`` (the same supernet) and
-    an eval task, within each ``group``; rows with a null ``metric`` or status other than
-    ``ok`` are left out. Higher ``metric`` is better (test accuracy)."""
-    paired: dict[tuple[str, ...], dict[tuple[Any, Any], dict[str, float]]] = {}
-    for row in rows:
-        value = row.get(metric)
-        if row.get("status", "ok") != "ok" or value is None or row["selection"] not in (a, b):
-            continue
-        if isinstance(value, float) and math.isnan(value):
-            continue
-        ident = tuple(str(row[g]) for g in group)
-        cell = paired.setdefault(ident, {}).setdefault((row["run_key"], row["eval_dataset"]), {})
-        cell[row["selection"]] = float(value)
-    out = []
-    for ident, cells in sorted(paired.items()):
-        both = [(c[a], c[b]) for c in cells.values() if a in c and b in c]
-        if not both:
-            continue
-        x, y = np.array([p[0] for p in both]), np.array([p[1] for p in both])
-        test = stats.wilcoxon(x, y)
-        wins = float(np.mean((x > y) + 0.5 * (x == y)))
-        poi = stats.probability_of_improvement(x[:, None], y[:, None])
-        out.append(
-            PairedComparison(
-                ident,
-                a,
-                b,
-                metric,
-                len(both),
-                float(x.mean()),
-                float(y.mean()),
-                float((x - y).mean()),
-                wins,
-                poi,
-                test.statistic,
-                test.p_value,
-            )
-        )
-    return out
-
-
-def comparison_markdown(comparisons: Sequence[PairedComparison]) -> str:
-    """A Markdown table of :func:`compare_selections`' output (numbers formatted only)."""
-    if not comparisons:
-        return "_no paired runs_\n"
-    first = comparisons[0]
-    head = [*COMPARISON_GROUP[: len(first.group)], "n", f"{first.a}", f"{first.b}"]
-    head += ["mean diff", "wins", "P(a>b)", "Wilcoxon p"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for c in comparisons:
-        cells = [*c.group, str(c.n), f"{c.mean_a:.2f}", f"{c.mean_b:.2f}"]
-        cells += [f"{c.mean_difference:+.2f}", f"{c.wins:.2f}"]
-        cells += [f"{c.probability_of_improvement:.2f}", f"{c.p_value:.3g}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    note = (
-        f"\n{first.metric}: selection `{first.a}` (a) vs `{first.b}` (b) on the same supernets.\n"
-    )
-    return "\n".join(lines) + "\n" + note
-
-
 # --------------------------------------------------------------------------- selection tests
-def selection_markdown(runs: pd.DataFrame, baseline: str = "magnitude") -> str:
-    """``selection.md``: each other selection rule vs ``baseline`` on the same supernets."""
+def _selection_rows(runs: pd.DataFrame) -> list[dict[str, Any]]:
+    records = runs.astype(object).where(runs.notna(), None).to_dict("records")
+    return [{str(k): v for k, v in r.items()} for r in records]
+
+
+def selection_comparisons(
+    runs: pd.DataFrame, baseline: str = "magnitude"
+) -> dict[str, list[PairedComparison]]:
+    """Each other selection rule present (``perturbation``, ``topk``) against ``baseline``:
+    :func:`compare_selections` on the runs table."""
     require_columns(runs, [*_RUN_NEEDS, "eval_dataset", "dataset", "test_acc"], "runs")
     present = sorted(runs["selection"].astype(str).unique())
+    if baseline not in present:
+        return {}
+    rows = _selection_rows(runs)
     others = [s for s in ("perturbation", "topk") if s in present and s != baseline]
-    records = runs.astype(object).where(runs.notna(), None).to_dict("records")
-    rows: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in records]
+    return {rule: compare_selections(rows, a=rule, b=baseline) for rule in others}
+
+
+def selection_markdown(runs: pd.DataFrame, baseline: str = "magnitude") -> str:
+    """``selection.md``: each other selection rule vs ``baseline`` on the same supernets."""
+    compared = selection_comparisons(runs, baseline)
+    present = sorted(runs["selection"].astype(str).unique())
     lines = ["# Selection rules on the same supernets", ""]
     if bool(runs["synthetic"].astype(bool).any()):
         lines += ["> **SYNTHETIC DATA: these numbers do not come from the benchmark**", ""]
     for method, text in method_caveats(runs["method"]):
         lines += [f"> **{method}:** {text}", ""]
-    if baseline not in present or not others:
+    if not compared:
         lines.append(f"_needs `{baseline}` and another rule; this directory has {present}_\n")
-    for rule in others:
+    for rule, comparisons in compared.items():
         lines += [f"## {rule} (a) vs {baseline} (b)", ""]
-        lines.append(comparison_markdown(compare_selections(rows, a=rule, b=baseline)))
-    note = ("Paired by run (one trained supernet, both rules): mean test accuracy (%) of each "
-            "rule, mean difference a - b, share of runs where a wins (ties count one half), "
-            "P(a > b) over all pairs, two-sided Wilcoxon signed-rank p.")  # fmt: skip
-    return "\n".join([*lines, note, "", *_cost_lines(runs)])
+        lines.append(comparison_markdown(comparisons))
+    return "\n".join([*lines, NOTE, "", *_cost_lines(runs)])
+
+
+def selection_latex(runs: pd.DataFrame, baseline: str = "magnitude") -> str:
+    """``selection.tex``: :func:`selection_markdown`'s comparison tables as LaTeX."""
+    tables = [comparison_latex(c) for c in selection_comparisons(runs, baseline).values()]
+    return "\n".join(t for t in tables if t)
 
 
 def method_caveats(methods: Iterable[Any]) -> list[tuple[str, str]]:
@@ -343,11 +285,15 @@ def write_supernet_report(
     n_boot: int = 1000,
     control: str | None = None,
     fronts: Mapping[str, tuple[npt.ArrayLike, npt.ArrayLike]] | None = None,
+    manifest: Mapping[str, Any] | None = None,
+    pairwise: bool = False,
 ) -> list[Path]:
-    """Write the leaderboard, ``selection.md`` and the figures (module docstring); return the
-    paths. ``fronts``: per eval task, the ``(FLOPs, test accuracy)`` of the space's Pareto
-    front (from the store; None: the figures draw no front). Every number and figure's data
-    is computed before the first file is written."""
+    """Write the leaderboard, ``selection.md``, ``selection.tex`` and the figures (module
+    docstring); return the paths. ``fronts``: per eval task, the ``(FLOPs, test accuracy)`` of
+    the space's Pareto front (from the store; None: the figures draw no front); ``manifest``:
+    the sweep's, for the captions; ``pairwise``: also every pair of method+selection labels
+    (``pairwise.md`` / ``.csv``). Every number and figure's data is computed before the
+    first file is written."""
     require_columns(runs, [*_RUN_NEEDS, "synthetic"], "runs")
     require_columns(trajectories, _TRAJ_NEEDS, "supernet trajectories")
     if runs.empty:
@@ -355,19 +301,35 @@ def write_supernet_report(
     pairs = settings(runs)
     truth = bool(runs["test_acc"].notna().any())
     text = selection_markdown(runs) + "\n" + chosen_markdown(runs)
+    tex = selection_latex(runs)
+    compared = selection_comparisons(runs)
     figures: list[tuple[Callable[[Axes], Axes], str, bool, tuple[float, float]]] = []
     for _, protocol in pairs:
         suffix = "" if len(pairs) == 1 else f"_{_safe(protocol)}"
         sub = runs[runs["protocol"] == protocol]
         traj = trajectories[trajectories["protocol"] == protocol]
         synthetic = bool(sub["synthetic"].astype(bool).any())
-        for task in sorted(sub["eval_dataset"].astype(str).unique()):
+        tasks = sorted(sub["eval_dataset"].astype(str).unique(), key=task_order)
+        for task in tasks:
             front = None if fronts is None else fronts.get(task)
-            draw = functools.partial(plot_pareto, pareto_data(sub, task, front))
+            pareto = pareto_data(sub, task, front)
+            if not pareto.drawable:
+                logger.info("no Pareto figure for %s: no chosen architecture has FLOPs", task)
+                continue
+            draw = functools.partial(plot_pareto, pareto)
             figures.append((draw, f"pareto_{_safe(task)}{suffix}.png", synthetic, (8.0, 4.5)))
         if not sub["test_acc"].notna().any():
             continue  # no ground truth: no collapse curve, no rank correlation
-        for task in sorted(traj["eval_dataset"].astype(str).unique()):
+        for rule, comparisons in compared.items():
+            for task in tasks:
+                if not any(c.group[1] == protocol and c.group[-1] == task for c in comparisons):
+                    continue
+                data = paired_plot_data(comparisons, task, protocol)
+                size = (max(5.0, 2.0 * len(data.methods)), 4.5)
+                name = f"selection_{_safe(rule)}_{_safe(task)}{suffix}.png"
+                figures.append((functools.partial(plot_paired_selection, data), name, synthetic,
+                                size))  # fmt: skip
+        for task in sorted(traj["eval_dataset"].astype(str).unique(), key=task_order):
             curves = collapse_curve_data(traj, task)
             draw = functools.partial(plot_collapse_curves, curves)
             figures.append((draw, f"collapse_{_safe(task)}{suffix}.png", synthetic, (6.0, 4.0)))
@@ -380,11 +342,16 @@ def write_supernet_report(
     paths: list[Path] = []
     if truth:
         labelled = selection_labels(runs)
-        paths += write_report(labelled, empty, out, rng, n_boot=n_boot, control=control)
+        paths += write_report(
+            labelled, empty, out, rng, n_boot=n_boot, control=control, manifest=manifest,
+            pairwise=pairwise,
+        )  # fmt: skip
     else:
         out.mkdir(parents=True, exist_ok=True)
         logger.info("no ground truth in %s: no leaderboard", out)
     paths.append(results.atomic_write_text(out / "selection.md", text))
+    if tex:
+        paths.append(results.atomic_write_text(out / "selection.tex", tex))
     paths += [_figure(draw, out / name, synth, size) for draw, name, synth, size in figures]
     logger.info("wrote supernet report (%d files) to %s", len(paths), out)
     return paths

@@ -21,17 +21,16 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from harness.errors import ConfigError, unknown
+from harness.report.axes import new_axes
 from harness.report.leaderboard import method_labels, require_columns
-from harness.report.plots import new_axes
-from harness.report.style import method_style
+from harness.report.names import display_dataset, display_label
+from harness.report.style import RULE_MARKERS, method_style
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ParetoData", "chosen_markdown", "pareto_data", "plot_pareto", "selection_labels"]
 
 FloatArray = npt.NDArray[np.float64]
-#: Marker of each selection rule in the accuracy-FLOPs figure (colour: the method).
-_RULE_MARKERS = {"magnitude": "o", "perturbation": "^", "topk": "s"}
 _NEEDS = ("method", "config", "selection", "seed", "eval_dataset", "arch", "status", "flop_m",
           "params_mb", "supernet_acc", "test_acc", "regret", "regret_at_flops",
           "truth_note")  # fmt: skip
@@ -94,6 +93,11 @@ class ParetoData:
     ylabel: str
     note: str | None
 
+    @property
+    def drawable(self) -> bool:
+        """Whether some chosen architecture has both its FLOPs and an accuracy recorded."""
+        return any(bool(np.any(np.isfinite(f) & np.isfinite(a))) for f, a in self.points.values())
+
 
 def pareto_data(
     runs: pd.DataFrame,
@@ -135,13 +139,13 @@ def plot_pareto(data: ParetoData, ax: Axes | None = None) -> Axes:
                 label="Pareto front of the space")  # fmt: skip
     for label, (flops, acc) in sorted(data.points.items()):
         style = method_style(label)
-        marker = _RULE_MARKERS.get(label.rsplit("+", 1)[-1], "o")
+        marker = RULE_MARKERS.get(label.rsplit("+", 1)[-1], "o")
         ax.scatter(flops, acc, s=36, marker=marker,
-                   color=str(style["color"]), label=f"{label} (n={len(flops)})",
+                   color=str(style["color"]), label=f"{display_label(label)} (n={len(flops)})",
                    edgecolors="black", linewidths=0.4, zorder=3)  # fmt: skip
     ax.set_xlabel("FLOPs of the chosen architecture (M multiply-adds per image)")
     ax.set_ylabel(data.ylabel)
-    title = f"{data.eval_dataset}, {data.protocol}"
+    title = f"{display_dataset(data.eval_dataset)}, {data.protocol}"
     ax.set_title(title if data.note is None else f"{title}\nno ground truth: supernet estimate")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside: no hiding
     return ax

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from harness.errors import ConfigError
 from harness.report import plots, write_report
-from harness.report.style import known_methods, method_style
+from harness.report.style import known_methods, label_styles, method_style
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -184,7 +184,7 @@ def test_plot_functions_return_axes_and_render(tmp_path: Path) -> None:
     fig = Figure()
     cd_ax = plots.plot_cd_diagram(plots.cd_diagram_data(make_runs()), fig.add_subplot())
     texts = " ".join(t.get_text() for t in cd_ax.texts)
-    assert "rea (1.00)" in texts and "darts_v1 (4.00)" in texts and "CD = 1.77" in texts
+    assert "REA (1.00)" in texts and "DARTS-V1 (4.00)" in texts and "CD = 1.77" in texts
     _render(cd_ax, tmp_path / "cd.png")
 
     fig = Figure()
@@ -192,11 +192,12 @@ def test_plot_functions_return_axes_and_render(tmp_path: Path) -> None:
         plots.score_distribution_data(make_runs(), "cifar10"), fig.add_subplot()
     )
     assert [t.get_text() for t in dist.get_xticklabels()] == [
-        "darts_v1",
-        "gdas",
-        "random_search",
-        "rea",
+        "DARTS-V1",
+        "GDAS",
+        "random search",
+        "REA",
     ]
+    assert dist.get_ylabel() == "test accuracy (%)"
     _render(dist, tmp_path / "dist.png")
 
     rank_ax = plots.plot_rank_distribution(plots.rank_distribution_data(make_runs()))
@@ -225,8 +226,10 @@ def test_write_report_files(tmp_path: Path) -> None:
         [
             "leaderboard.md",
             "leaderboard.tex",
+            "leaderboard_wide.tex",
             "regret_cifar10.png",
-            "cd_diagram.png",
+            "cd_diagram_cifar10.png",  # one per dataset: no pooling unless asked
+            "cd_diagram_cifar100.png",
             "test_accuracy.png",
             "chosen_rank.png",
         ]
@@ -236,7 +239,9 @@ def test_write_report_files(tmp_path: Path) -> None:
         if p.suffix == ".png":
             assert p.read_bytes()[:8] == PNG_MAGIC
     assert sorted(q.name for q in (tmp_path / "out").iterdir()) == names  # no temp files left
-    assert "| rea |" in (tmp_path / "out" / "leaderboard.md").read_text(encoding="utf-8")
+    assert "| REA |" in (tmp_path / "out" / "leaderboard.md").read_text(encoding="utf-8")
+    pooled = write_report(runs, traj, tmp_path / "pool", rng=0, n_boot=20, pool_cd=True)
+    assert "cd_diagram_pooled.png" in {p.name for p in pooled}
 
 
 def test_write_report_synthetic_and_several_settings(tmp_path: Path) -> None:
@@ -245,8 +250,129 @@ def test_write_report_synthetic_and_several_settings(tmp_path: Path) -> None:
     both = pd.concat([runs, runs.assign(space="sss", synthetic=False)], ignore_index=True)
     paths = write_report(both, make_trajectories().iloc[:0], tmp_path, rng=1, n_boot=20)
     names = {p.name for p in paths}
-    assert {"cd_diagram_tss_hp12.png", "chosen_rank_sss_hp12.png"} <= names
+    assert {"cd_diagram_cifar10_tss_hp12.png", "chosen_rank_sss_hp12.png"} <= names
     md = (tmp_path / "leaderboard.md").read_text(encoding="utf-8")
     assert "## tss / hp12" in md and "## sss / hp12" in md
     assert md.count("SYNTHETIC DATA") >= 1
     assert "SYNTHETIC DATA" in (tmp_path / "leaderboard.tex").read_text(encoding="utf-8")
+
+
+def _zero_trajectories() -> pd.DataFrame:
+    """Method a reaches zero regret at t = 10 in both runs; its band's low end reaches zero."""
+    rows = (
+        _traj("a1", "a", [(1.0, 2.0), (10.0, 0.0)])
+        + _traj("a2", "a", [(1.0, 3.0), (10.0, 0.0)])
+        + _traj("b1", "b", [(1.0, 4.0), (10.0, 0.5)])
+        + _traj("b2", "b", [(1.0, 4.0), (5.0, 0.0)])
+    )
+    return pd.DataFrame(rows)
+
+
+def test_regret_curve_reaching_zero_stays_drawn_without_wedges(tmp_path: Path) -> None:
+    data = plots.regret_curve_data(_zero_trajectories(), "cifar10", [1.0, 5.0, 10.0, 100.0],
+                                   n_boot=50, rng=0)  # fmt: skip
+    np.testing.assert_allclose(data.center["a"], [2.5, 2.5, 0.0, 0.0])
+    assert plots.symlog_threshold(data) == 0.1  # smallest positive value drawn: 0.25
+    fig = Figure()
+    ax = plots.plot_regret_curves(data, fig.add_subplot())
+    assert ax.get_yscale() == "symlog" and ax.get_ylim()[0] < 0.0  # zero lies inside the axes
+    _render(ax, tmp_path / "zero.png")
+    for line in ax.get_lines():
+        if line.get_label().startswith("_"):
+            continue
+        xy = ax.transData.transform(np.column_stack(line.get_data()))
+        assert np.isfinite(xy).all()  # every point drawn, zeros included (log masks them)
+    for band in ax.collections:
+        for path in band.get_paths():
+            assert np.isfinite(ax.transData.transform(path.vertices)).all()  # no wedge
+    assert "percentage points" in ax.get_ylabel() and "pointwise" in ax.get_title()
+    assert ax.get_title().startswith("CIFAR-10")
+    assert plots.symlog_threshold(plots.regret_curve_data(make_trajectories(), "cifar10", 5,
+                                                          n_boot=10, rng=0)) is None  # fmt: skip
+
+
+def test_points_do_not_hide_boxes() -> None:
+    fig = Figure()
+    ax = plots.plot_test_distribution(plots.score_distribution_data(make_runs(), "cifar10"),
+                                      fig.add_subplot())  # fmt: skip
+    boxes = [p for p in ax.patches]
+    assert len(boxes) == 4
+    for i, (box, dots) in enumerate(zip(boxes, ax.collections, strict=True)):
+        box_x = box.get_path().transformed(box.get_patch_transform()).vertices[:, 0]
+        dot_x = np.asarray(dots.get_offsets())[:, 0]
+        assert box_x.max() < dot_x.min(), f"method {i}: dots overlap its box"
+
+
+def test_trajectories_get_their_config_from_the_runs() -> None:
+    runs = make_runs()
+    runs = runs[runs["eval_dataset"] == "cifar10"].copy()
+    small = '{"population_size": 20}'
+    runs.loc[(runs["method"] == "rea") & (runs["seed"] == 1), "config"] = small
+    traj = make_trajectories()  # no config column
+    traj["run_key"] = traj["run_key"].map(
+        {"a1": "rea-cifar10-0", "a2": "rea-cifar10-1", "b1": "gdas-cifar10-0", "b2": "x"}
+    )
+    traj.loc[traj["run_key"].str.startswith("rea"), "method"] = "rea"
+    labelled = plots.trajectory_labels(traj, runs)
+    # run "x" is not in the runs table: it keeps its method
+    assert set(labelled["method"]) == {"rea", "rea(population_size=20)", "gdas", "b"}
+    data = plots.regret_curve_data(labelled, "cifar10", 5, n_boot=10, rng=0)
+    assert data.methods == ("b", "gdas", "rea", "rea(population_size=20)")
+    styles = label_styles(data.methods)
+    assert styles["rea"]["color"] == styles["rea(population_size=20)"]["color"]
+    assert (styles["rea"]["linestyle"], styles["rea"]["marker"]) != (
+        styles["rea(population_size=20)"]["linestyle"], styles["rea(population_size=20)"]["marker"],
+    )  # fmt: skip
+    ax = plots.plot_regret_curves(data, Figure().add_subplot())
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["b (n=1)", "GDAS (n=1)", "REA (n=1)", "REA (population_size=20) (n=1)"]
+
+
+def test_label_styles_tell_configs_and_rules_apart() -> None:
+    labels = ["rea", "rea(population_size=20)", "rea(population_size=50)",
+              "darts_v1+magnitude", "darts_v1+perturbation"]  # fmt: skip
+    styles = label_styles(labels)
+    keys = {(s["color"], str(s["linestyle"]), s["marker"]) for s in styles.values()}
+    assert len(keys) == len(labels)
+    assert styles["rea"] == method_style("rea")  # the default config keeps the method's style
+    assert styles["darts_v1+magnitude"]["marker"] == "o"
+    assert styles["darts_v1+perturbation"]["marker"] == "^"
+
+
+def test_figures_follow_the_leaderboard_dataset_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import harness.report as report
+
+    runs = make_runs()
+    runs = pd.concat([runs, runs[runs["eval_dataset"] == "cifar100"].assign(
+        eval_dataset="ImageNet16-120", dataset="ImageNet16-120")], ignore_index=True)  # fmt: skip
+    runs["run_key"] = runs["run_key"] + "-" + runs["eval_dataset"]
+    saved: dict[str, Figure] = {}
+
+    def keep(fig: Figure, path: Path, synthetic: bool) -> Path:
+        saved[path.name] = fig
+        return path
+
+    monkeypatch.setattr(report, "_save_figure", keep)
+    write_report(runs, make_trajectories().iloc[:0], tmp_path, rng=0, n_boot=10)
+    for name in ("test_accuracy.png", "chosen_rank.png"):
+        titles = [ax.get_title().split("\n")[0] for ax in saved[name].axes]
+        assert titles == ["CIFAR-10", "CIFAR-100", "ImageNet16-120"]
+    cds = [n for n in saved if n.startswith("cd_diagram")]
+    assert cds == [
+        "cd_diagram_cifar10.png",
+        "cd_diagram_cifar100.png",
+        "cd_diagram_ImageNet16-120.png",
+    ]
+
+
+def test_cd_diagram_title_states_per_dataset_or_pooled_blocks() -> None:
+    per = plots.cd_diagram_data(make_runs(), "cifar10")
+    assert per.blocks == "7 blocks (seeds; the rows do not record shared streams per seed)"
+    pooled = plots.cd_diagram_data(make_runs().assign(paired_streams=True))
+    assert pooled.eval_dataset is None and "pooled over 1 dataset" in pooled.blocks
+    ax = plots.plot_cd_diagram(per, Figure().add_subplot())
+    assert ax.get_title().startswith("CIFAR-10, test accuracy (%)")
+    ax = plots.plot_cd_diagram(pooled, Figure().add_subplot())
+    assert ax.get_title().startswith("all datasets pooled")
